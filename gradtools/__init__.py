@@ -1,0 +1,11 @@
+"""gradtools: kernels and study code for gradient-level learning dynamics.
+
+Public kernels (a contract the notebooks rely on):
+
+* :func:`gradient_gram` - pairwise per-example gradient dot products (shared-gradient-discovery D.2)
+* :func:`hvp`, :func:`lanczos` - Hessian-vector products and top eigenpairs (POLCA algorithm 1)
+* :func:`directional_derivatives` - per-example first and second directional derivatives (POLCA terms)
+"""
+from .gram import GradientGram, gradient_gram, gram_block, per_example_gradients
+
+__all__ = ["GradientGram", "gradient_gram", "gram_block", "per_example_gradients"]

@@ -1,0 +1,425 @@
+r"""Pairwise dot products of per-example gradients, captured inside the backward.
+
+Shared-gradient-discovery, appendix D.2. For a linear layer with per-example
+input :math:`X_i \in \mathbb{R}^{S \times d_{in}}` and output gradient
+:math:`G_i \in \mathbb{R}^{S \times d_{out}}` (S positions of example i), the
+weight gradient is :math:`\nabla W_i = G_i^\top X_i` and
+
+.. math::
+    \langle \nabla W_i, \nabla W_j \rangle
+    = \sum_{s,t} (X_i X_j^\top)_{st} \, (G_i G_j^\top)_{st},
+
+so the Gram matrix never needs the per-example gradients themselves ("ghost"
+contraction, cost :math:`n m S T (d_{in} + d_{out})`). When the layer is small
+next to :math:`S^2`, materialising :math:`\nabla W_i` (cost
+:math:`(n S + m T) d_{in} d_{out} + n m d_{in} d_{out}`) is cheaper; the choice is
+made per layer from these costs. Bias gradients :math:`\sum_s G_{i,s}` are
+always materialised (they are small). Contributions of all chosen layers are
+summed.
+
+The capture is a context manager on the unmodified model: a forward hook wraps
+each chosen layer's output in an identity autograd function whose backward
+receives :math:`G` and accumulates into an (n x m) buffer on the model's device,
+without host synchronisation. The backward pass is requested only towards a
+dummy leaf that every tap depends on, so parameter gradients are never
+computed and ``.grad`` fields are left untouched.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Callable, Iterable, Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.utils._pytree import tree_flatten, tree_map
+
+try:  # GPT-2 style models use transformers' Conv1D (weight is d_in x d_out)
+    from transformers.pytorch_utils import Conv1D
+except ImportError:  # pragma: no cover - transformers is a dependency
+    Conv1D = ()
+
+LINEAR_TYPES = (nn.Linear,) + ((Conv1D,) if Conv1D else ())
+GHOST_CHUNK_ELEMENTS = 2**25  # bound on the (rows*S) x (m*T) products of the ghost contraction
+MATERIALISE_MAX_ELEMENTS = 2**28  # never materialise more per-example gradient entries than this
+
+
+@dataclass
+class GradientGram:
+    """Per-example gradient dot products.
+
+    Attributes:
+        dot: (n, n) Gram matrix, or (n, m) cross matrix when ``other`` was given.
+        sqnorm: (n,) squared gradient norms of the examples of ``batch``.
+        other_sqnorm: (m,) squared norms of the examples of ``other``, else None.
+    """
+
+    dot: Tensor
+    sqnorm: Tensor
+    other_sqnorm: Tensor | None = None
+
+    def cosine(self) -> Tensor:
+        """Cosine similarities, the shape of ``dot`` (a zero gradient gives nan)."""
+        cols = self.sqnorm if self.other_sqnorm is None else self.other_sqnorm
+        return self.dot / torch.sqrt(self.sqnorm[:, None] * cols[None, :])
+
+    def offdiagonal_cosines(self) -> Tensor:
+        """The cosines of the pairs i < j of a square Gram (for mean and std over pairs)."""
+        if self.other_sqnorm is not None:
+            raise ValueError("offdiagonal_cosines needs a square Gram (no `other`); use cosine()")
+        n = self.dot.shape[0]
+        i, j = torch.triu_indices(n, n, offset=1, device=self.dot.device)
+        return self.cosine()[i, j]
+
+
+# ---------------------------------------------------------------- layer choice
+
+def is_linear(module: nn.Module) -> bool:
+    return isinstance(module, LINEAR_TYPES)
+
+
+def default_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """All linear layers except the unembedding and any layer whose weight is an embedding's."""
+    output_embedding = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    embedding_weights = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
+    return {name: m for name, m in model.named_modules()
+            if is_linear(m) and m is not output_embedding and id(m.weight) not in embedding_weights}
+
+
+def resolve_layers(model: nn.Module, layers: Iterable[str | nn.Module] | None) -> dict[str, nn.Module]:
+    """Map the ``layers`` argument (None, names or modules) to ``{name: module}``, checked."""
+    if layers is None:
+        chosen = default_layers(model)
+    else:
+        by_name = dict(model.named_modules())
+        by_id = {id(m): name for name, m in by_name.items()}
+        chosen = {}
+        for layer in layers:
+            if isinstance(layer, str):
+                if layer not in by_name:
+                    raise ValueError(f"model has no submodule named {layer!r}")
+                chosen[layer] = by_name[layer]
+            elif id(layer) in by_id:
+                chosen[by_id[id(layer)]] = layer
+            else:
+                raise ValueError(f"{type(layer).__name__} given in `layers` is not a submodule of the model")
+        bad = [name for name, m in chosen.items() if not is_linear(m)]
+        if bad:
+            raise ValueError(f"layers {bad} are not linear layers (nn.Linear or transformers Conv1D)")
+    if not chosen:
+        raise ValueError("the model has no linear layer (nn.Linear or transformers Conv1D) to take "
+                         "gradients of, besides embeddings and the unembedding; pass `layers=` explicitly")
+    return chosen
+
+
+# ------------------------------------------------------------ contractions
+
+def _sequence(t: Tensor) -> Tensor:
+    """(n, ..., d) -> (n, S, d): every position between the example and feature dims."""
+    return t.reshape(t.shape[0], -1, t.shape[-1])
+
+
+def _use_ghost(n: int, m: int, s: int, t: int, d_in: int, d_out: int) -> bool:
+    ghost = n * m * s * t * (d_in + d_out)
+    materialise = (n * s + m * t) * d_in * d_out + n * m * d_in * d_out
+    too_big = max(n, m) * d_in * d_out > MATERIALISE_MAX_ELEMENTS
+    return ghost <= materialise or too_big
+
+
+def _ghost_cross(xa: Tensor, ga: Tensor, xb: Tensor, gb: Tensor) -> Tensor:
+    """sum_{s,t} (Xa_i Xb_j^T)_{st} (Ga_i Gb_j^T)_{st}, in row chunks to bound memory."""
+    n, s, _ = xa.shape
+    m, t, _ = xb.shape
+    xb2, gb2 = xb.reshape(m * t, -1), gb.reshape(m * t, -1)
+    rows = max(1, GHOST_CHUNK_ELEMENTS // max(1, s * m * t))
+    out = []
+    for start in range(0, n, rows):
+        xc, gc = xa[start:start + rows], ga[start:start + rows]
+        c = xc.shape[0]
+        prod = (xc.reshape(c * s, -1) @ xb2.T) * (gc.reshape(c * s, -1) @ gb2.T)
+        out.append(prod.reshape(c, s, m, t).sum(dim=(1, 3)))
+    return torch.cat(out)
+
+
+def _ghost_diag(x: Tensor, g: Tensor) -> Tensor:
+    """Squared norms sum_{s,t} (X_i X_i^T)_{st} (G_i G_i^T)_{st}."""
+    return ((x @ x.transpose(1, 2)) * (g @ g.transpose(1, 2))).sum(dim=(1, 2))
+
+
+def _materialise(x: Tensor, g: Tensor) -> Tensor:
+    """Per-example weight gradients G_i^T X_i, flattened to (n, d_out * d_in)."""
+    return torch.einsum("nso,nsi->noi", g, x).reshape(x.shape[0], -1)
+
+
+class _Features:
+    """What one pass keeps of a layer to contract later against another pass."""
+
+    def __init__(self, x: Tensor, g: Tensor, ghost: bool, bias: bool):
+        self.ghost = ghost
+        self.x, self.g = (x, g) if ghost else (None, None)
+        self.grad = None if ghost else _materialise(x, g)
+        self.bias = g.sum(dim=1) if bias else None
+
+    def cross(self, x: Tensor, g: Tensor) -> Tensor:
+        dot = _ghost_cross(self.x, self.g, x, g) if self.ghost else self.grad @ _materialise(x, g).T
+        if self.bias is not None:
+            dot = dot + self.bias @ g.sum(dim=1).T
+        return dot
+
+
+def _self_dot(x: Tensor, g: Tensor, has_bias: bool) -> Tensor:
+    n, s, d_in = x.shape
+    if _use_ghost(n, n, s, s, d_in, g.shape[-1]):
+        dot = _ghost_cross(x, g, x, g)
+    else:
+        p = _materialise(x, g)
+        dot = p @ p.T
+    if has_bias:
+        b = g.sum(dim=1)
+        dot = dot + b @ b.T
+    return dot
+
+
+def _diag(x: Tensor, g: Tensor, has_bias: bool) -> Tensor:
+    n, s, d_in = x.shape
+    if _use_ghost(n, n, s, s, d_in, g.shape[-1]):
+        sq = _ghost_diag(x, g)
+    else:
+        sq = _materialise(x, g).square().sum(dim=1)
+    if has_bias:
+        sq = sq + g.sum(dim=1).square().sum(dim=1)
+    return sq
+
+
+# ----------------------------------------------------------------- capture
+
+class _Pass:
+    """State of one forward/backward pass: what to compute in each tap's backward.
+
+    mode "self": accumulate the (n x n) Gram; "diag": only squared norms;
+    "cross": the (n_stored x m) products against ``stored`` features, plus squared norms.
+    ``store``: keep each layer's features for a later "cross" pass.
+    """
+
+    def __init__(self, mode: str, n: int, store: bool = False, stored: dict | None = None):
+        self.mode, self.n, self.store = mode, n, store
+        self.stored = stored
+        self.features: dict[str, _Features] = {}
+        self.dot: Tensor | None = None
+        self.sqnorm: Tensor | None = None
+        self.calls: dict[str, int] = {}
+
+    def _add(self, attr: str, value: Tensor) -> None:
+        current = getattr(self, attr)
+        setattr(self, attr, value if current is None else current + value)
+
+    def accumulate(self, name: str, x: Tensor, g: Tensor, has_bias: bool) -> None:
+        if x.shape[0] != self.n or g.shape[0] != self.n:
+            raise RuntimeError(
+                f"layer {name!r}: leading dimension {x.shape[0]} is not the number of examples "
+                f"{self.n}; gradient_gram needs the example dimension first in every layer input")
+        x, g = _sequence(x), _sequence(g).to(x.dtype)
+        if self.mode == "self":
+            self._add("dot", _self_dot(x, g, has_bias))
+        elif self.mode == "cross":
+            self._add("dot", self.stored[name].cross(x, g))
+        if self.mode != "self":
+            self._add("sqnorm", _diag(x, g, has_bias))
+        if self.store:
+            n, s, d_in = x.shape
+            ghost = _use_ghost(n, n, s, s, d_in, g.shape[-1])
+            self.features[name] = _Features(x, g, ghost, has_bias)
+
+
+class _Tap(torch.autograd.Function):
+    """Identity on a layer's output whose backward hands the output gradient to a pass."""
+
+    @staticmethod
+    def forward(ctx, output, anchor, x, name, has_bias, pass_):
+        ctx.save_for_backward(x)
+        ctx.name, ctx.has_bias, ctx.pass_ = name, has_bias, pass_
+        return output.view_as(output)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (x,) = ctx.saved_tensors
+        ctx.pass_.accumulate(ctx.name, x, grad_output, ctx.has_bias)
+        return grad_output, None, None, None, None, None
+
+
+@contextmanager
+def _tapped(layers: dict[str, nn.Module], pass_: _Pass, anchor: Tensor):
+    def make_hook(name: str, module: nn.Module):
+        has_bias = getattr(module, "bias", None) is not None
+
+        def hook(mod, inputs, output):
+            if not torch.is_grad_enabled():
+                return None
+            pass_.calls[name] = pass_.calls.get(name, 0) + 1
+            if pass_.calls[name] > 1:
+                raise RuntimeError(f"layer {name!r} ran twice in one forward pass; per-example "
+                                   "gradients of a reused layer are not supported, leave it out of `layers`")
+            return _Tap.apply(output, anchor, inputs[0].detach(), name, has_bias, pass_)
+        return hook
+
+    handles = [m.register_forward_hook(make_hook(name, m)) for name, m in layers.items()]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def _run_pass(model, loss_fn, batch, layers, pass_: _Pass) -> _Pass:
+    anchor = torch.zeros((), requires_grad=True)
+    with _tapped(layers, pass_, anchor):
+        losses = loss_fn(model, batch)
+    _check_losses(losses, pass_.n)
+    if not pass_.calls:
+        raise ValueError("none of the chosen layers ran in loss_fn's forward pass")
+    if not losses.requires_grad:
+        raise ValueError("loss_fn's losses do not depend on the chosen layers (no gradient)")
+    torch.autograd.grad(losses.sum(), anchor, allow_unused=True)
+    return pass_
+
+
+def _check_losses(losses, n: int) -> None:
+    if not isinstance(losses, Tensor) or losses.ndim != 1:
+        shape = tuple(losses.shape) if isinstance(losses, Tensor) else type(losses).__name__
+        raise ValueError(f"loss_fn must return a 1-D tensor with one loss per example; got {shape}. "
+                         "Use reduction='none' and sum over each example's tokens.")
+    if losses.shape[0] != n:
+        raise ValueError(f"loss_fn returned {losses.shape[0]} losses for a batch of {n} examples")
+
+
+# ------------------------------------------------------------ batch helpers
+
+def batch_size(batch) -> int:
+    """Number of examples: the leading dimension of the batch's tensors (all must agree)."""
+    leaves = [t for t in tree_flatten(batch)[0] if isinstance(t, Tensor) and t.ndim > 0]
+    if not leaves:
+        raise ValueError("batch holds no tensor; gradient_gram slices batches along dim 0")
+    sizes = {t.shape[0] for t in leaves}
+    if len(sizes) != 1:
+        raise ValueError(f"batch tensors disagree on the number of examples: {sorted(sizes)}")
+    return sizes.pop()
+
+
+def slice_batch(batch, start: int, stop: int):
+    """Examples ``start:stop`` of a batch (a tensor, or a dict/list/tuple of tensors)."""
+    return tree_map(lambda t: t[start:stop] if isinstance(t, Tensor) and t.ndim > 0 else t, batch)
+
+
+def _ranges(n: int, size: int | None) -> list[tuple[int, int]]:
+    size = n if not size else size
+    return [(a, min(a + size, n)) for a in range(0, n, size)]
+
+
+# -------------------------------------------------------------- public API
+
+LossFn = Callable[[nn.Module, object], Tensor]
+
+
+def gradient_gram(model: nn.Module, loss_fn: LossFn, batch, *,
+                  layers: Iterable[str | nn.Module] | None = None, other=None,
+                  block_size: int | None = None) -> GradientGram:
+    r"""Dot products :math:`\langle g_i, g_j \rangle` of per-example gradients of linear layers.
+
+    Args:
+        model: any torch model; its examples must lie along dim 0 of every chosen
+            layer's input. Put it in ``eval()`` mode if it has dropout.
+        loss_fn: ``loss_fn(model, batch)`` returning a 1-D tensor of the n
+            per-example losses (a sequence's loss may sum several tokens).
+        batch: tensor or dict/list/tuple of tensors with the n examples on dim 0.
+        layers: names or modules of ``nn.Linear`` / ``Conv1D`` layers; default all
+            linear layers except embeddings and the unembedding.
+        other: a second batch of m examples: then ``dot`` is the (n x m) cross matrix.
+        block_size: compute in blocks of this many examples ``((a1,a2),(b1,b2))``
+            when all examples do not fit in one pass.
+
+    Returns:
+        :class:`GradientGram` with ``dot`` (n x n, or n x m), ``sqnorm`` (n,),
+        ``other_sqnorm`` (m,) when ``other`` is given, and ``cosine()``.
+    """
+    chosen = resolve_layers(model, layers)
+    n = batch_size(batch)
+    rows = _ranges(n, block_size)
+    if other is None:
+        dot = _square_gram(model, loss_fn, batch, chosen, rows)
+        return GradientGram(dot=dot, sqnorm=torch.diagonal(dot).clone())
+    m = batch_size(other)
+    cols = _ranges(m, block_size)
+    dot, sqnorm, other_sqnorm = _cross_gram(model, loss_fn, batch, other, chosen, rows, cols)
+    return GradientGram(dot=dot, sqnorm=sqnorm, other_sqnorm=other_sqnorm)
+
+
+def gram_block(model: nn.Module, loss_fn: LossFn, batch, rows: tuple[int, int], cols: tuple[int, int], *,
+               layers: Iterable[str | nn.Module] | None = None, other=None) -> Tensor:
+    """One block ``dot[a1:a2, b1:b2]`` of the Gram (or of the cross matrix with ``other``).
+
+    The unit of work for sharding a large Gram across processes: rows index
+    ``batch``, cols index ``other`` (or ``batch`` again when ``other`` is None).
+    """
+    chosen = resolve_layers(model, layers)
+    source = batch if other is None else other
+    row_batch = slice_batch(batch, *rows)
+    if other is None and tuple(rows) == tuple(cols):
+        return _run_pass(model, loss_fn, row_batch, chosen, _Pass("self", rows[1] - rows[0])).dot
+    stored = _run_pass(model, loss_fn, row_batch, chosen, _Pass("diag", rows[1] - rows[0], store=True))
+    col_batch = slice_batch(source, *cols)
+    return _run_pass(model, loss_fn, col_batch, chosen,
+                     _Pass("cross", cols[1] - cols[0], stored=stored.features)).dot
+
+
+def _square_gram(model, loss_fn, batch, layers, rows) -> Tensor:
+    dot = None
+    for i, (a1, a2) in enumerate(rows):
+        first = _run_pass(model, loss_fn, slice_batch(batch, a1, a2), layers,
+                          _Pass("self", a2 - a1, store=len(rows) > 1))
+        if dot is None:
+            n = rows[-1][1]
+            dot = first.dot.new_zeros(n, n)
+        dot[a1:a2, a1:a2] = first.dot
+        for b1, b2 in rows[i + 1:]:
+            block = _run_pass(model, loss_fn, slice_batch(batch, b1, b2), layers,
+                              _Pass("cross", b2 - b1, stored=first.features)).dot
+            dot[a1:a2, b1:b2] = block
+            dot[b1:b2, a1:a2] = block.T
+    return dot
+
+
+def _cross_gram(model, loss_fn, batch, other, layers, rows, cols):
+    dot = sqnorm = other_sqnorm = None
+    for a1, a2 in rows:
+        first = _run_pass(model, loss_fn, slice_batch(batch, a1, a2), layers,
+                          _Pass("diag", a2 - a1, store=True))
+        if dot is None:
+            dot = first.sqnorm.new_zeros(rows[-1][1], cols[-1][1])
+            sqnorm = first.sqnorm.new_zeros(rows[-1][1])
+            other_sqnorm = first.sqnorm.new_zeros(cols[-1][1])
+        sqnorm[a1:a2] = first.sqnorm
+        for b1, b2 in cols:
+            second = _run_pass(model, loss_fn, slice_batch(other, b1, b2), layers,
+                               _Pass("cross", b2 - b1, stored=first.features))
+            dot[a1:a2, b1:b2] = second.dot
+            if a1 == 0:
+                other_sqnorm[b1:b2] = second.sqnorm
+    return dot, sqnorm, other_sqnorm
+
+
+def per_example_gradients(model: nn.Module, loss_fn: LossFn, batch,
+                          layers: Sequence[str | nn.Module] | None = None) -> Tensor:
+    """Brute-force reference: (n, P) per-example gradients of the chosen layers, by a loop.
+
+    One backward pass per example; for tests and benchmarks, not for real use.
+    """
+    chosen = resolve_layers(model, layers)
+    params = [p for m in chosen.values() for p in m.parameters(recurse=False)]
+    losses = loss_fn(model, batch)
+    _check_losses(losses, batch_size(batch))
+    rows = []
+    for i in range(losses.shape[0]):
+        grads = torch.autograd.grad(losses[i], params, retain_graph=True, allow_unused=True)
+        rows.append(torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1)
+                               for g, p in zip(grads, params)]))
+    return torch.stack(rows)

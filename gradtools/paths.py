@@ -1,0 +1,48 @@
+"""Where results go: tables under ``data/``, figures under ``figures/``.
+
+The ``default`` profile writes to ``data/`` and ``figures/`` themselves (what
+the README's ``make figures`` regenerates); ``smoke`` and ``paper`` write to
+``data/<profile>/`` and ``figures/<profile>/`` so a CI or GPU run never
+overwrites the committed results. ``GRADTOOLS_ROOT`` moves all of it (tests
+point it at a temporary folder).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .profiles import check_profile
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+
+
+def project_root() -> Path:
+    """The folder holding ``data/`` and ``figures/``: ``$GRADTOOLS_ROOT``, else the repository."""
+    env = os.environ.get("GRADTOOLS_ROOT")
+    return Path(env) if env else PACKAGE_ROOT
+
+
+def _profile_dir(kind: str, profile: str) -> Path:
+    check_profile(profile)
+    base = project_root() / kind
+    path = base if profile == "default" else base / profile
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def data_dir(profile: str = "default") -> Path:
+    """Folder for a profile's result tables (parquet)."""
+    return _profile_dir("data", profile)
+
+
+def figures_dir(profile: str = "default") -> Path:
+    """Folder for a profile's figures (PNG and PDF)."""
+    return _profile_dir("figures", profile)
+
+
+def cache_dir(profile: str = "default") -> Path:
+    """Folder for a profile's caches (trained models, per-checkpoint results); not committed."""
+    check_profile(profile)
+    path = project_root() / "data" / "cache" / profile
+    path.mkdir(parents=True, exist_ok=True)
+    return path
