@@ -305,6 +305,13 @@ def batch_size(batch) -> int:
     return sizes.pop()
 
 
+def _check_same_structure(batch, other) -> None:
+    spec_a, spec_b = tree_flatten(batch)[1], tree_flatten(other)[1]
+    if spec_a != spec_b:
+        raise ValueError(f"`other` must be a batch of the same structure as `batch` (same keys and "
+                         f"nesting) for loss_fn to take it; got {spec_b} against {spec_a}")
+
+
 def slice_batch(batch, start: int, stop: int):
     """Examples ``start:stop`` of a batch (a tensor, or a dict/list/tuple of tensors)."""
     return tree_map(lambda t: t[start:stop] if isinstance(t, Tensor) and t.ndim > 0 else t, batch)
@@ -347,6 +354,7 @@ def gradient_gram(model: nn.Module, loss_fn: LossFn, batch, *,
     if other is None:
         dot = _square_gram(model, loss_fn, batch, chosen, rows)
         return GradientGram(dot=dot, sqnorm=torch.diagonal(dot).clone())
+    _check_same_structure(batch, other)
     m = batch_size(other)
     cols = _ranges(m, block_size)
     dot, sqnorm, other_sqnorm = _cross_gram(model, loss_fn, batch, other, chosen, rows, cols)
@@ -361,6 +369,8 @@ def gram_block(model: nn.Module, loss_fn: LossFn, batch, rows: tuple[int, int], 
     ``batch``, cols index ``other`` (or ``batch`` again when ``other`` is None).
     """
     chosen = resolve_layers(model, layers)
+    if other is not None:
+        _check_same_structure(batch, other)
     source = batch if other is None else other
     row_batch = slice_batch(batch, *rows)
     if other is None and tuple(rows) == tuple(cols):
