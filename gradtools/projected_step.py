@@ -1,0 +1,122 @@
+r"""Rank-k projected optimiser steps on the attention parameters (gradient-SED paper, section 5).
+
+With an orthonormal basis :math:`V \in \mathbb{R}^{k \times D}` of attention
+space and :math:`P = V^\top V`, the five conditions of the paper are
+
+* A: the natural step (no projection);
+* B: remove the SED subspace, :math:`(I - P)`;  C: keep only it, :math:`P`;
+* D / E: the same with a random orthonormal V drawn afresh every step.
+
+Two flavours: ``"update"`` projects AdamW's step on attention,
+:math:`a \leftarrow a + P_\ast(\mathrm{AdamW}(g) - a)` (moments still see the
+full gradient, weight decay is projected with the rest); ``"gradient"``
+projects the gradient before AdamW, :math:`g_a \leftarrow P_\ast g_a`, so the
+moments only see the projected gradient. AdamW's per-coordinate scaling and
+its decoupled weight decay then act on every coordinate, so in the gradient
+flavour it is the optimiser's *input* that has no component in the removed
+subspace (the step itself does too for a plain SGD optimiser).
+
+The SED basis is a rolling SVD (sed.top_right_singular_vectors) of the last
+W *unprojected* vectors of the object being projected (gradients, or AdamW's
+raw updates), this step's included, so the basis tracks what the optimiser
+would have done, not what the constraint let it do.
+"""
+from __future__ import annotations
+
+from collections import deque
+
+import torch
+from torch import Tensor, nn
+
+from .sed import top_right_singular_vectors
+
+CONDITIONS = {  # condition -> (basis, mode); None is the control
+    "A": None,
+    "B": ("sed", "remove"),
+    "C": ("sed", "keep"),
+    "D": ("random", "remove"),
+    "E": ("random", "keep"),
+}
+
+
+def random_orthonormal_basis(dim: int, k: int, generator: torch.Generator | None = None,
+                             dtype: torch.dtype = torch.float64) -> Tensor:
+    """(k, dim) rows spanning a uniformly random k-dimensional subspace (QR of a float64 Gaussian matrix)."""
+    q, _ = torch.linalg.qr(torch.randn(dim, k, generator=generator, dtype=torch.float64))
+    return q.T.contiguous().to(dtype)
+
+
+def project(vector: Tensor, basis: Tensor, mode: str) -> Tensor:
+    r"""``"keep"``: :math:`V^\top V x`; ``"remove"``: :math:`x - V^\top V x`. ``basis`` (k, D) orthonormal rows, may be empty."""
+    kept = basis.T @ (basis @ vector) if len(basis) else torch.zeros_like(vector)
+    if mode == "keep":
+        return kept
+    if mode == "remove":
+        return vector - kept
+    raise ValueError(f"mode must be 'keep' or 'remove', not {mode!r}")
+
+
+class ProjectedStep:
+    """Replaces ``optimizer.step()`` with a rank-k projected step on the named (attention) parameters.
+
+    Args:
+        names: the parameters to constrain (the rest step naturally).
+        basis: ``"sed"`` (rolling SVD of the last ``window`` unprojected vectors),
+            ``"random"`` (a fresh random orthonormal basis each step) or ``"empty"``.
+        mode: ``"keep"`` (P) or ``"remove"`` (I - P).
+        flavour: ``"update"`` (project AdamW's step) or ``"gradient"`` (project the gradient before it).
+        k: rank; window: SED window W; seed: for the random bases.
+    """
+
+    def __init__(self, names: list[str], basis: str, mode: str, flavour: str, k: int = 3,
+                 window: int = 20, seed: int = 0):
+        if basis not in ("sed", "random", "empty") or flavour not in ("update", "gradient"):
+            raise ValueError(f"basis {basis!r} / flavour {flavour!r} unknown")
+        project(torch.zeros(1), torch.zeros(0, 1), mode)  # validates mode
+        self.names, self.basis_kind, self.mode, self.flavour = names, basis, mode, flavour
+        self.k, self.window = k, window
+        self.history: deque[Tensor] = deque(maxlen=window)
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def _params(self, model: nn.Module) -> list[nn.Parameter]:
+        params = dict(model.named_parameters())
+        return [params[n] for n in self.names]
+
+    def basis(self, raw: Tensor) -> Tensor:
+        """(k, D) basis for this step, given this step's unprojected vector ``raw`` (D,)."""
+        if self.basis_kind == "empty":
+            return raw.new_zeros(0, len(raw))
+        if self.basis_kind == "random":
+            return random_orthonormal_basis(len(raw), self.k, self.generator, raw.dtype)
+        self.history.append(raw.detach().clone())
+        return top_right_singular_vectors(torch.stack(list(self.history)), self.k)[0]
+
+    @staticmethod
+    def _flat(tensors) -> Tensor:
+        return torch.cat([t.reshape(-1) for t in tensors])
+
+    @staticmethod
+    def _unflat(vector: Tensor, like: list[Tensor]) -> list[Tensor]:
+        out, offset = [], 0
+        for t in like:
+            out.append(vector[offset:offset + t.numel()].view_as(t))
+            offset += t.numel()
+        return out
+
+    @torch.no_grad()
+    def step(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        """One projected optimiser step; gradients must already be in ``.grad``."""
+        params = self._params(model)
+        if self.flavour == "gradient":
+            g = self._flat([p.grad if p.grad is not None else torch.zeros_like(p) for p in params])
+            g_proj = project(g, self.basis(g), self.mode)
+            for p, new in zip(params, self._unflat(g_proj, params)):
+                p.grad = new.clone()
+            optimizer.step()
+            return
+        before = self._flat(params).clone()
+        optimizer.step()
+        delta = self._flat(params) - before
+        after = before + project(delta, self.basis(delta), self.mode)
+        for p, new in zip(params, self._unflat(after, params)):
+            p.copy_(new)
