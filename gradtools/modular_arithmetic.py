@@ -201,6 +201,7 @@ class TrainConfig:
     eval_every: int = 25
     checkpoint_every: int | None = None  # None: keep no checkpoints
     steps_after_grokking: int | None = None  # stop this many steps after grokking (None: run max_steps)
+    train_eval_size: int = 1024  # training examples on which train accuracy and loss are recorded
 
 
 @dataclass
@@ -208,7 +209,8 @@ class TrainingRun:
     """What one run records.
 
     Attributes:
-        history: tidy table, one row per evaluation and op: step, op, loss, train_acc, test_acc.
+        history: tidy table, one row per evaluation and op: step, op, loss, train_acc (both on
+            ``train_eval_size`` training examples), test_acc (whole test split).
         checkpoints: ``(step, state_dict)`` every ``checkpoint_every`` steps, step 0 included.
         grokking_step: first evaluated step where every op's test accuracy is >= 0.95, else None.
     """
@@ -248,10 +250,12 @@ def train(data: ModularData, model_cfg: ModelConfig, train_cfg: TrainConfig, see
     while True:
         if step % train_cfg.eval_every == 0:
             model.eval()
-            tr = accuracy(model, data.x_train, data.y_train, data.mask_train)
+            # train accuracy and loss on a fixed slice (the split is shuffled), test accuracy on all of test
+            n = train_cfg.train_eval_size
+            tr = accuracy(model, data.x_train[:n], data.y_train[:n], data.mask_train[:n])
             te = accuracy(model, data.x_test, data.y_test, data.mask_test)
             with torch.no_grad():
-                loss = per_op_losses(model(data.x_train[:4096]), data.y_train[:4096], data.mask_train[:4096])
+                loss = per_op_losses(model(data.x_train[:n]), data.y_train[:n], data.mask_train[:n])
             rows += [dict(step=step, op=op, loss=float(loss[i]), train_acc=float(tr[i]), test_acc=float(te[i]))
                      for i, op in enumerate(data.ops)]
             if grok is None and bool((te >= GROKKING_THRESHOLD).all()):
