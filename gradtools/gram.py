@@ -421,15 +421,16 @@ def per_example_gradients(model: nn.Module, loss_fn: LossFn, batch,
                           layers: Sequence[str | nn.Module] | None = None) -> Tensor:
     """Brute-force reference: (n, P) per-example gradients of the chosen layers, by a loop.
 
-    One backward pass per example; for tests and benchmarks, not for real use.
+    A forward and a backward pass on each example alone; for tests and
+    benchmarks, not for real use.
     """
     chosen = resolve_layers(model, layers)
     params = [p for m in chosen.values() for p in m.parameters(recurse=False)]
-    losses = loss_fn(model, batch)
-    _check_losses(losses, batch_size(batch))
     rows = []
-    for i in range(losses.shape[0]):
-        grads = torch.autograd.grad(losses[i], params, retain_graph=True, allow_unused=True)
+    for i in range(batch_size(batch)):
+        losses = loss_fn(model, slice_batch(batch, i, i + 1))
+        _check_losses(losses, 1)
+        grads = torch.autograd.grad(losses[0], params, allow_unused=True)
         rows.append(torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1)
                                for g, p in zip(grads, params)]))
     return torch.stack(rows)

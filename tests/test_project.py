@@ -1,0 +1,101 @@
+"""Profiles, atomic caching, the LM loader, and the packaging files agreeing."""
+import re
+import tomllib
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from gradtools import cache, paths, profiles
+from gradtools.lm import load_causal_lm, sequence_losses, tiny_causal_lm, token_losses
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SETTINGS = {"smoke": {"n": 1}, "default": {"n": 2}, "paper": {"n": 3}}
+
+
+def test_select_profile_and_overrides():
+    assert profiles.select("default", SETTINGS).n == 2
+    assert profiles.select("paper", SETTINGS, n=None).n == 3
+    assert profiles.select("smoke", SETTINGS, n=7).n == 7
+
+
+def test_unknown_profile_and_keys_are_errors():
+    with pytest.raises(ValueError, match="unknown profile 'big'.*smoke, default, paper"):
+        profiles.select("big", SETTINGS)
+    with pytest.raises(ValueError, match="unknown setting"):
+        profiles.select("smoke", SETTINGS, m=1)
+    with pytest.raises(ValueError, match="expected"):
+        profiles.select("smoke", {**SETTINGS, "paper": {"k": 1}})
+
+
+def test_profile_folders(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRADTOOLS_ROOT", str(tmp_path))
+    assert paths.data_dir("default") == tmp_path / "data"
+    assert paths.figures_dir("smoke") == tmp_path / "figures" / "smoke"
+    assert paths.cache_dir("paper").is_dir()
+
+
+def test_atomic_write_leaves_old_file_on_failure(tmp_path):
+    target = tmp_path / "t.parquet"
+    cache.save_table(pd.DataFrame({"a": [1]}), target)
+
+    def broken(tmp):
+        tmp.write_text("half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        cache.atomic_write(target, broken)
+    assert pd.read_parquet(target)["a"].tolist() == [1]
+    assert [p.name for p in tmp_path.iterdir()] == ["t.parquet"]
+
+
+def test_cached_table_computes_once(tmp_path):
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return pd.DataFrame({"a": [len(calls)]})
+
+    assert cache.cached_table(tmp_path / "x.parquet", compute)["a"].tolist() == [1]
+    assert cache.cached_table(tmp_path / "x.parquet", compute)["a"].tolist() == [1]
+    assert len(calls) == 1
+
+
+def test_saved_tiny_lm_loads_back(tmp_path):
+    model = tiny_causal_lm(19, d_model=8, n_layers=1, n_heads=2, context=8)
+    model.save_pretrained(tmp_path / "ckpt")
+    loaded = load_causal_lm(tmp_path / "ckpt")
+    ids = torch.randint(0, 19, (3, 8))
+    batch = {"input_ids": ids, "labels": ids}
+    assert torch.allclose(sequence_losses(model, batch), sequence_losses(loaded, batch))
+
+
+def test_missing_checkpoint_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no checkpoint folder"):
+        load_causal_lm(tmp_path / "nothing")
+
+
+def test_token_losses_are_next_token_cross_entropy():
+    model = tiny_causal_lm(11, d_model=8, n_layers=1, n_heads=2, context=8, dtype=torch.float64)
+    ids = torch.randint(0, 11, (2, 5))
+    labels = ids.clone()
+    labels[:, :3] = -100
+    losses = token_losses(model, {"input_ids": ids, "labels": labels})
+    logp = model(input_ids=ids).logits.log_softmax(-1)
+    expected = -logp[:, 2:4].gather(-1, ids[:, 3:5, None]).squeeze(-1)
+    assert torch.allclose(losses[:, 2:], expected) and (losses[:, :2] == 0).all()
+
+
+def _names(requirements):
+    return {re.split(r"[<>=\[ ]", r.strip())[0].lower() for r in requirements}
+
+
+def test_environment_yml_lists_the_same_packages_as_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = _names(project["dependencies"]) | _names(project["optional-dependencies"]["test"])
+    env = (ROOT / "environment.yml").read_text()
+    pip_lines = re.findall(r"^\s+- ([A-Za-z0-9_.\-\[\]<>=]+)\s*$", env.split("- pip:")[1], re.M)
+    listed = _names(line for line in pip_lines if line != "-e")
+    assert wanted == listed - {"-e"}
