@@ -23,8 +23,6 @@ would have done, not what the constraint let it do.
 """
 from __future__ import annotations
 
-from collections import deque
-
 import torch
 from torch import Tensor, nn
 
@@ -75,8 +73,12 @@ class ProjectedStep:
         project(torch.zeros(1), torch.zeros(0, 1), mode)  # validates mode
         self.names, self.basis_kind, self.mode, self.flavour = names, basis, mode, flavour
         self.k, self.window = k, window
-        self.history: deque[Tensor] = deque(maxlen=window)
         self.generator = torch.Generator().manual_seed(seed)
+        # ring buffer of the last W raw vectors and its W x W Gram matrix, updated one row per
+        # step (W D flops) instead of re-multiplying the whole window (W^2 D) every step
+        self._rows: Tensor | None = None
+        self._gram = torch.zeros(window, window, dtype=torch.float64)
+        self._count = 0
 
     def _params(self, model: nn.Module) -> list[nn.Parameter]:
         params = dict(model.named_parameters())
@@ -88,8 +90,17 @@ class ProjectedStep:
             return raw.new_zeros(0, len(raw))
         if self.basis_kind == "random":
             return random_orthonormal_basis(len(raw), self.k, self.generator, raw.dtype)
-        self.history.append(raw.detach().clone())
-        return top_right_singular_vectors(torch.stack(list(self.history)), self.k)[0]
+        if self._rows is None:
+            self._rows = raw.new_zeros(self.window, len(raw), dtype=torch.float64)
+        slot = self._count % self.window
+        self._rows[slot] = raw.detach().double()
+        self._count += 1
+        dots = self._rows @ self._rows[slot]
+        self._gram[slot, :] = dots
+        self._gram[:, slot] = dots
+        n = min(self._count, self.window)
+        v, _ = top_right_singular_vectors(self._rows[:n], self.k, gram=self._gram[:n, :n])
+        return v.to(raw.dtype)
 
     @staticmethod
     def _flat(tensors) -> Tensor:

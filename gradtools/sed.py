@@ -55,15 +55,16 @@ def attention_replaced(model: nn.Module, names: list[str], a: Tensor):
                 params[n].copy_(s)
 
 
-def top_right_singular_vectors(x: Tensor, k: int, rtol: float = 1e-6) -> tuple[Tensor, Tensor]:
+def top_right_singular_vectors(x: Tensor, k: int, rtol: float = 1e-6, gram: Tensor | None = None) -> tuple[Tensor, Tensor]:
     r"""Top-k right singular vectors (k, D) and singular values (k,) of ``x`` (m, D), m small.
 
     Through the (m x m) Gram matrix :math:`X X^\top = U \Sigma^2 U^\top`, in float64:
     :math:`V = \Sigma^{-1} U^\top X`. Directions with singular value below
     ``rtol`` times the largest are dropped, so fewer than k may come back.
+    ``gram`` may pass :math:`X X^\top` when the caller keeps it up to date.
     """
     x64 = x.double()
-    evals, evecs = torch.linalg.eigh(x64 @ x64.T)
+    evals, evecs = torch.linalg.eigh(x64 @ x64.T if gram is None else gram.double())
     order = torch.argsort(evals, descending=True)
     s = evals[order].clamp(min=0).sqrt()
     keep = s > rtol * s[0] if len(s) and s[0] > 0 else torch.zeros_like(s, dtype=torch.bool)
