@@ -42,6 +42,7 @@ except ImportError:  # pragma: no cover - transformers is a dependency
 LINEAR_TYPES = (nn.Linear,) + ((Conv1D,) if Conv1D else ())
 GHOST_CHUNK_ELEMENTS = 2**25  # bound on the (rows*S) x (m*T) products of the ghost contraction
 MATERIALISE_MAX_ELEMENTS = 2**28  # never materialise more per-example gradient entries than this
+SYMMETRIC_CHUNKS, SYMMETRIC_MIN_N = 4, 64  # a square Gram is built from 10 of its 16 blocks
 
 
 @dataclass
@@ -167,13 +168,26 @@ class _Features:
         return dot
 
 
+def _symmetric(n: int, block: Callable[[slice, slice], Tensor], like: Tensor) -> Tensor:
+    """An (n x n) symmetric matrix from its blocks on and above the diagonal (about half the work)."""
+    chunks = SYMMETRIC_CHUNKS if n >= SYMMETRIC_MIN_N else 1
+    bounds = [slice(a * n // chunks, (a + 1) * n // chunks) for a in range(chunks)]
+    out = like.new_empty(n, n)
+    for i, rows in enumerate(bounds):
+        for cols in bounds[i:]:
+            out[rows, cols] = block(rows, cols)
+            if cols != rows:
+                out[cols, rows] = out[rows, cols].T
+    return out
+
+
 def _self_dot(x: Tensor, g: Tensor, has_bias: bool) -> Tensor:
     n, s, d_in = x.shape
     if _use_ghost(n, n, s, s, d_in, g.shape[-1]):
-        dot = _ghost_cross(x, g, x, g)
+        dot = _symmetric(n, lambda r, c: _ghost_cross(x[r], g[r], x[c], g[c]), x)
     else:
         p = _materialise(x, g)
-        dot = p @ p.T
+        dot = _symmetric(n, lambda r, c: p[r] @ p[c].T, p)
     if has_bias:
         b = g.sum(dim=1)
         dot = dot + b @ b.T

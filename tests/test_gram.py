@@ -50,6 +50,13 @@ def test_sequence_examples_match_loop(mlp, contraction):
     assert rel_err(g.dot, reference(mlp, squared_error, batch)) < TOL
 
 
+def test_symmetric_blocks_of_a_large_square_gram(mlp, contraction, monkeypatch):
+    monkeypatch.setattr(gram_module, "SYMMETRIC_MIN_N", 4)  # exercise the blockwise path on a small n
+    batch = seq_batch(11)
+    g = gradient_gram(mlp, squared_error, batch)
+    assert rel_err(g.dot, reference(mlp, squared_error, batch)) < TOL
+
+
 def test_cosine_matches_per_example_gradients(mlp):
     batch = seq_batch(6)
     p = per_example_gradients(mlp, squared_error, batch)
