@@ -152,10 +152,10 @@ def worker(size: str, n: int, seq: int, method: str, repeats: int, device: str, 
 
 # ------------------------------------------------------------------ driver
 
-def measure(size, n, seq, method, repeats, device, mem_limit_gb) -> dict:
+def measure(size, n, seq, method, repeats, device, mem_limit_gb, threads=None) -> dict:
     cmd = [sys.executable, __file__, "--worker", "--sizes", size, "--n", str(n), "--seq", str(seq),
            "--methods", method, "--repeats", str(repeats), "--device", device,
-           "--mem-limit-gb", str(mem_limit_gb)]
+           "--mem-limit-gb", str(mem_limit_gb)] + (["--threads", str(threads)] if threads else [])
     proc = subprocess.run(cmd, capture_output=True, text=True)
     row = dict(size=size, n=n, seq=seq, method=method, device=device)
     if proc.returncode != 0:
@@ -189,9 +189,13 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cuda" if _cuda() else "cpu")
     parser.add_argument("--mem-limit-gb", type=float, default=12.0,
                         help="CPU: a method that needs more address space than this is reported as out of memory")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads per measurement (default: torch's)")
     parser.add_argument("--out", type=Path, default=RESULTS / "gram")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
     if args.worker:
         print(json.dumps(worker(args.sizes[0], args.n[0], args.seq, args.methods[0], args.repeats,
                                 args.device, args.mem_limit_gb)))
@@ -203,7 +207,8 @@ def main(argv=None) -> int:
     grid = [(s, n, m) for s in args.sizes for n in args.n for m in args.methods]
     rows = []
     for size, n, method in tqdm(grid, desc="gram benchmark"):
-        rows.append(measure(size, n, args.seq, method, args.repeats, args.device, args.mem_limit_gb))
+        rows.append(measure(size, n, args.seq, method, args.repeats, args.device, args.mem_limit_gb,
+                            args.threads))
         tqdm.write(f"{size:>4} n={n:<4} {method:<10} {rows[-1]['time_s']:8.3f} s "
                    f"{rows[-1]['peak_mb']:9.1f} MB  {rows[-1]['status']}")
     df = ratios(pd.DataFrame(rows))

@@ -285,7 +285,8 @@ def _tapped(layers: dict[str, nn.Module], pass_: _Pass, anchor: Tensor):
 
 
 def _run_pass(model, loss_fn, batch, layers, pass_: _Pass) -> _Pass:
-    anchor = torch.zeros((), requires_grad=True)
+    device = next(iter(layers.values())).weight.device
+    anchor = torch.zeros((), device=device, requires_grad=True)  # on the model's device: no transfers
     with _tapped(layers, pass_, anchor):
         losses = loss_fn(model, batch)
     _check_losses(losses, pass_.n)

@@ -44,16 +44,20 @@ def tiny_causal_lm(vocab_size: int, *, seed: int = 0, dtype: torch.dtype = torch
 
 
 def load_causal_lm(name_or_path: str | Path, revision: str | None = None, *,
-                   local_files_only: bool = True, dtype: torch.dtype = torch.float32) -> nn.Module:
-    """Any causal LM by hub name or folder, at a revision (e.g. Pythia's ``"step1000"``).
+                   local_files_only: bool = True, cache_dir: str | Path | None = None,
+                   dtype: torch.dtype = torch.float32) -> nn.Module:
+    """Any causal LM by hub name or folder, at a revision (e.g. Pythia's ``"step1000"``), in eval mode.
 
-    ``local_files_only=True`` by default: nothing is downloaded unless asked for.
+    ``local_files_only=True`` by default: nothing is downloaded unless asked
+    for; a hub name then resolves through the local Hugging Face cache
+    (``cache_dir``, default ``$HF_HUB_CACHE``), where ``refs/<revision>`` names
+    the snapshot.
     """
     if str(name_or_path).startswith(("/", ".", "~")) and not Path(name_or_path).expanduser().exists():
         raise FileNotFoundError(f"no checkpoint folder at {name_or_path}: train or copy one there first")
     model = AutoModelForCausalLM.from_pretrained(
         str(name_or_path), revision=revision, local_files_only=local_files_only,
-        dtype=dtype)
+        cache_dir=None if cache_dir is None else str(cache_dir), dtype=dtype)
     return model.eval()
 
 

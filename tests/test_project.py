@@ -72,6 +72,24 @@ def test_saved_tiny_lm_loads_back(tmp_path):
     assert torch.allclose(sequence_losses(model, batch), sequence_losses(loaded, batch))
 
 
+def test_hub_revisions_load_offline_from_a_local_cache(tmp_path):
+    """The hub path (name + revision) on a cache laid out as huggingface_hub writes it."""
+    repo = tmp_path / "models--org--tiny"
+    ids = torch.randint(0, 19, (2, 8))
+    expected = {}
+    for seed, revision in enumerate(["step1", "step512"]):
+        model = tiny_causal_lm(19, d_model=8, n_layers=1, n_heads=2, context=8, seed=seed)
+        commit = f"{seed:040x}"
+        model.save_pretrained(repo / "snapshots" / commit)
+        (repo / "refs").mkdir(parents=True, exist_ok=True)
+        (repo / "refs" / revision).write_text(commit)
+        expected[revision] = sequence_losses(model, {"input_ids": ids, "labels": ids})
+    for revision, losses in expected.items():
+        loaded = load_causal_lm("org/tiny", revision=revision, cache_dir=tmp_path)
+        assert torch.allclose(sequence_losses(loaded, {"input_ids": ids, "labels": ids}), losses)
+    assert not torch.allclose(expected["step1"], expected["step512"])
+
+
 def test_missing_checkpoint_folder_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no checkpoint folder"):
         load_causal_lm(tmp_path / "nothing")
