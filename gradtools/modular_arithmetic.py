@@ -181,11 +181,11 @@ def per_op_losses(logits: Tensor, y: Tensor, mask: Tensor) -> Tensor:
 @torch.no_grad()
 def accuracy(model: nn.Module, x: Tensor, y: Tensor, mask: Tensor, chunk: int = 4096) -> Tensor:
     """(n_ops,) accuracy of each op over its valid examples."""
-    correct = torch.zeros(y.shape[1])
+    correct = torch.zeros(y.shape[1], device=x.device)
     for i in range(0, len(x), chunk):
         pred = model(x[i:i + chunk]).argmax(-1)
         correct += ((pred == y[i:i + chunk]) & mask[i:i + chunk]).sum(0)
-    return correct / mask.sum(0).clamp(min=1)
+    return (correct / mask.sum(0).clamp(min=1)).cpu()
 
 
 @dataclass
@@ -229,17 +229,19 @@ def grokking_step(history: pd.DataFrame, threshold: float = GROKKING_THRESHOLD, 
 
 
 def train(data: ModularData, model_cfg: ModelConfig, train_cfg: TrainConfig, seed: int,
-          projection=None, progress: bool = True, desc: str = "train") -> TrainingRun:
+          projection=None, progress: bool = True, desc: str = "train", device: str = "cpu") -> TrainingRun:
     r"""Train a :class:`ModularTransformer` with AdamW on ``data``: the one loop of this model family.
 
     Each step draws a minibatch of ``batch_size`` training pairs (with
     replacement), minimises :math:`\sum_{op} L_{op}`, clips the gradient norm,
     and steps AdamW. ``projection`` (a :class:`gradtools.projected_step.ProjectedStep`)
     replaces ``optimizer.step()`` to constrain the attention update (study 5).
-    Train/test accuracy is evaluated every ``eval_every`` steps.
+    Train/test accuracy is evaluated every ``eval_every`` steps. Checkpoints are kept on the CPU.
     """
     torch.manual_seed(seed)
-    model = ModularTransformer(model_cfg)
+    model = ModularTransformer(model_cfg).to(device)
+    data = ModularData(data.ops, data.p, *(t.to(device) for t in (data.x_train, data.y_train, data.mask_train,
+                                                                  data.x_test, data.y_test, data.mask_test)))
     opt = torch.optim.AdamW(model.parameters(), lr=train_cfg.lr, betas=train_cfg.betas,
                             weight_decay=train_cfg.weight_decay)
     gen = torch.Generator().manual_seed(seed + 1)
@@ -265,10 +267,10 @@ def train(data: ModularData, model_cfg: ModelConfig, train_cfg: TrainConfig, see
             bar.set_postfix(test_acc=f"{float(te.min()):.2f}")
             model.train()
         if train_cfg.checkpoint_every and step % train_cfg.checkpoint_every == 0:
-            checkpoints.append((step, {k: v.detach().clone() for k, v in model.state_dict().items()}))
+            checkpoints.append((step, {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}))
         if step >= stop_at:
             break
-        idx = torch.randint(len(data.x_train), (train_cfg.batch_size,), generator=gen)
+        idx = torch.randint(len(data.x_train), (train_cfg.batch_size,), generator=gen).to(device)
         loss = per_op_losses(model(data.x_train[idx]), data.y_train[idx], data.mask_train[idx]).sum()
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -17,9 +17,13 @@ flavour it is the optimiser's *input* that has no component in the removed
 subspace (the step itself does too for a plain SGD optimiser).
 
 The SED basis is a rolling SVD (sed.top_right_singular_vectors) of the last
-W *unprojected* vectors of the object being projected (gradients, or AdamW's
-raw updates), this step's included, so the basis tracks what the optimiser
-would have done, not what the constraint let it do.
+W *unprojected* vectors of the object being projected, so it tracks what the
+optimiser would have done, not what the constraint let it do. As in study 4,
+one vector is recorded every ``sed_every`` steps (the paper's checkpoint
+spacing, 25): the raw update summed since the last record (update flavour,
+the analogue of :math:`a_t - a_{t-1}` between checkpoints) or the raw
+gradient of that step (gradient flavour). The basis is recomputed at each
+record, this step's vector included, and held in between.
 """
 from __future__ import annotations
 
@@ -63,11 +67,12 @@ class ProjectedStep:
             ``"random"`` (a fresh random orthonormal basis each step) or ``"empty"``.
         mode: ``"keep"`` (P) or ``"remove"`` (I - P).
         flavour: ``"update"`` (project AdamW's step) or ``"gradient"`` (project the gradient before it).
-        k: rank; window: SED window W; seed: for the random bases.
+        k: rank; window: SED window W; sed_every: steps between recorded SED vectors;
+        seed: for the random bases.
     """
 
     def __init__(self, names: list[str], basis: str, mode: str, flavour: str, k: int = 3,
-                 window: int = 20, seed: int = 0):
+                 window: int = 20, seed: int = 0, sed_every: int = 1):
         if basis not in ("sed", "random", "empty") or flavour not in ("update", "gradient"):
             raise ValueError(f"basis {basis!r} / flavour {flavour!r} unknown")
         project(torch.zeros(1), torch.zeros(0, 1), mode)  # validates mode
@@ -78,7 +83,10 @@ class ProjectedStep:
         # step (W D flops) instead of re-multiplying the whole window (W^2 D) every step
         self._rows: Tensor | None = None
         self._gram = torch.zeros(window, window, dtype=torch.float64)
-        self._count = 0
+        self._count = 0  # vectors recorded
+        self.sed_every, self._steps = sed_every, 0
+        self._pending: Tensor | None = None  # raw updates summed since the last record
+        self._basis: Tensor | None = None
 
     def _params(self, model: nn.Module) -> list[nn.Parameter]:
         params = dict(model.named_parameters())
@@ -89,18 +97,28 @@ class ProjectedStep:
         if self.basis_kind == "empty":
             return raw.new_zeros(0, len(raw))
         if self.basis_kind == "random":
-            return random_orthonormal_basis(len(raw), self.k, self.generator, raw.dtype)
+            return random_orthonormal_basis(len(raw), self.k, self.generator, raw.dtype).to(raw.device)
         if self._rows is None:
             self._rows = raw.new_zeros(self.window, len(raw), dtype=torch.float64)
+            self._gram = self._gram.to(raw.device)
+            self._pending = torch.zeros_like(self._rows[0])
+        if self.flavour == "update":
+            self._pending += raw.detach()
+        record = self._steps % self.sed_every == 0
+        self._steps += 1
+        if not record:
+            return self._basis
         slot = self._count % self.window
-        self._rows[slot] = raw.detach().double()
+        self._rows[slot] = self._pending if self.flavour == "update" else raw.detach().double()
+        self._pending = torch.zeros_like(self._pending)
         self._count += 1
         dots = self._rows @ self._rows[slot]
         self._gram[slot, :] = dots
         self._gram[:, slot] = dots
         n = min(self._count, self.window)
         v, _ = top_right_singular_vectors(self._rows[:n], self.k, gram=self._gram[:n, :n])
-        return v.to(raw.dtype)
+        self._basis = v.to(raw.dtype)
+        return self._basis
 
     @staticmethod
     def _flat(tensors) -> Tensor:

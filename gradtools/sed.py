@@ -90,7 +90,8 @@ def update_rows(attention_vectors: Tensor) -> Tensor:
 def attention_gradients(model: nn.Module, names: list[str], x: Tensor, y: Tensor, mask: Tensor) -> Tensor:
     r"""(n_ops + 1, D): :math:`\nabla_a L_{op}(\theta; B)` for each op, then of the total :math:`\sum_{op} L_{op}`."""
     params = dict(model.named_parameters())
-    losses = per_op_losses(model(x), y, mask)
+    device = next(model.parameters()).device
+    losses = per_op_losses(model(x.to(device)), y.to(device), mask.to(device))
     grads = []
     for i in range(len(losses)):
         g = torch.autograd.grad(losses[i], [params[n] for n in names], retain_graph=True)
@@ -105,9 +106,10 @@ def centroids(model: ModularTransformer, x: Tensor, y: Tensor, op_index: int = 0
     x (n, 2) tokens, y (n,) answers. Examples do not interact, so the gradient
     of the summed logits gives every example's own centroid in one backward.
     """
-    e = model.embed(x).detach().requires_grad_(True)
+    device = next(model.parameters()).device
+    e = model.embed(x.to(device)).detach().requires_grad_(True)
     logits = model.forward_embedded(e)[:, op_index]
-    picked = logits.gather(1, y[:, None]).sum()
+    picked = logits.gather(1, y.to(device)[:, None]).sum()
     (c,) = torch.autograd.grad(picked, e)
     return c.reshape(len(x), -1)
 
@@ -120,7 +122,7 @@ def centroid_sensitivity(model: ModularTransformer, names: list[str], v: Tensor,
     with :math:`a` the model's current attention vector.
     """
     a = attention_vector(model, names)
-    v = v / v.norm()
+    v = v.to(a.device) / v.norm()
     eps = eps_rel * a.norm()
     with attention_replaced(model, names, a + eps * v):
         c_plus = centroids(model, x, y, op_index)
@@ -158,6 +160,7 @@ def per_example_attention_gradients(model: ModularTransformer, names: list[str],
     from torch.func import functional_call, grad, vmap
 
     params = {k: v.detach() for k, v in model.named_parameters()}
+    x, y = x.to(next(model.parameters()).device), y.to(next(model.parameters()).device)
     attn = {n: params[n] for n in names}
     rest = {k: v for k, v in params.items() if k not in attn}
 

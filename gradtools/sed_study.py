@@ -35,11 +35,13 @@ def run_name(**settings) -> str:
 
 def cached_run(cache: Path, ops: str | tuple[str, ...], p: int, train_fraction: float, seed: int,
                model: dict, training: dict, condition: str = "A", flavour: str = "update",
-               k: int = 3, window: int = 20, threads: int = 1) -> TrainingRun:
+               k: int = 3, window: int = 20, sed_every: int = 25, threads: int = 1,
+               device: str = "cpu") -> TrainingRun:
     """Train (or load) one run; ``condition`` A-E selects the projected step of study 5 (A: none).
 
     ``model`` and ``training`` are keyword dicts of :class:`ModelConfig` and
-    :class:`TrainConfig`. The run is saved atomically under ``cache``; a rerun loads it.
+    :class:`TrainConfig`. The run is saved atomically under ``cache``; a rerun loads it
+    (``device`` and ``threads`` say where it runs, not what it is, so they are not part of its name).
     """
     torch.set_num_threads(threads)
     ops = (ops,) if isinstance(ops, str) else tuple(ops)
@@ -48,15 +50,17 @@ def cached_run(cache: Path, ops: str | tuple[str, ...], p: int, train_fraction: 
     settings = dict(ops=ops, p=p, train_fraction=train_fraction, seed=seed, data_seed=DATA_SEED,
                     model=asdict(model_cfg), training=asdict(train_cfg), condition=condition,
                     flavour=flavour if condition != "A" else None, k=k, window=window)
+    if condition in ("B", "C"):  # only the SED conditions depend on it
+        settings["sed_every"] = sed_every
     path = Path(cache) / run_name(**settings)
 
     def compute() -> TrainingRun:
         data = modular_data(ops, p, train_fraction, DATA_SEED)
         names = attention_parameter_names(ModularTransformer(model_cfg))
         spec = CONDITIONS[condition]
-        projection = None if spec is None else ProjectedStep(names, spec[0], spec[1], flavour, k, window, seed)
+        projection = None if spec is None else ProjectedStep(names, spec[0], spec[1], flavour, k, window, seed, sed_every)
         return train(data, model_cfg, train_cfg, seed, projection=projection,
-                     desc=f"{'+'.join(ops)} seed {seed} {condition} {flavour if spec else ''}".strip())
+                     desc=f"{'+'.join(ops)} seed {seed} {condition} {flavour if spec else ''}".strip(), device=device)
 
     return cached_torch(path, compute)
 
@@ -83,13 +87,14 @@ def fixed_batch(ops, p: int, train_fraction: float, size: int, seed: int):
     return data.x_train[idx], data.y_train[idx], data.mask_train[idx]
 
 
-def sed_rows(run: TrainingRun, model_cfg: ModelConfig, batch, progress: bool = True) -> dict[str, torch.Tensor]:
+def sed_rows(run: TrainingRun, model_cfg: ModelConfig, batch, progress: bool = True,
+             device: str = "cpu") -> dict[str, torch.Tensor]:
     """(T, D) row sequences of the SED estimators over the run's T checkpoints.
 
     ``"update"``: :math:`a_t - a_{t-1}`; ``"gradient"``: the total loss's attention
     gradient on the fixed ``batch`` (x, y, mask); ``"gradient_<i>"``: op i's alone.
     """
-    model = ModularTransformer(model_cfg)
+    model = ModularTransformer(model_cfg).to(device)
     names = attention_parameter_names(model)
     vectors, grads = [], []
     for _, state in tqdm(run.checkpoints, desc="gradients on the fixed batch", disable=not progress, leave=False):

@@ -136,3 +136,33 @@ def test_unknown_settings_fail():
         ProjectedStep(["a"], "sed", "sideways", "update")
     with pytest.raises(ValueError):
         ProjectedStep(["a"], "sed", "keep", "momentum")
+
+
+@pytest.mark.parametrize("flavour", ["update", "gradient"])
+def test_sed_basis_recorded_every_few_steps(flavour):
+    # one vector per `sed_every` steps: the summed raw updates (update flavour) or that step's
+    # raw gradient (gradient flavour); the basis is recomputed then and held in between
+    model, names, x, y = _setup()
+    opt = _adamw(model)
+    step = ProjectedStep(names, "sed", "keep", flavour, k=2, window=2, sed_every=3)
+    raws, recorded, pending = [], [], 0
+    for i in range(8):
+        _backward(model, x, y)
+        before = attention_vector(model, names).clone()
+        params = dict(model.named_parameters())
+        grad = torch.cat([params[n].grad.reshape(-1) for n in names])
+        shadow = copy.deepcopy(model)
+        for p_shadow, p in zip(shadow.parameters(), model.parameters()):
+            p_shadow.grad = p.grad.clone()
+        shadow_opt = _adamw(shadow)
+        shadow_opt.load_state_dict(copy.deepcopy(opt.state_dict()))
+        shadow_opt.step()
+        raw = attention_vector(shadow, names) - before if flavour == "update" else grad
+        pending = pending + raw
+        if i % 3 == 0:
+            recorded.append(pending if flavour == "update" else raw)
+            pending = 0
+        step.step(model, opt)
+        _, _, vh = torch.linalg.svd(torch.stack(recorded[-2:]), full_matrices=False)
+        torch.testing.assert_close((step._basis @ vh[:2].T).abs(),
+                                   torch.eye(len(vh[:2]), dtype=torch.float64), atol=1e-9, rtol=0)
