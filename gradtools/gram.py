@@ -42,7 +42,8 @@ except ImportError:  # pragma: no cover - transformers is a dependency
 LINEAR_TYPES = (nn.Linear,) + ((Conv1D,) if Conv1D else ())
 GHOST_CHUNK_ELEMENTS = 2**25  # bound on the (rows*S) x (m*T) products of the ghost contraction
 MATERIALISE_MAX_ELEMENTS = 2**28  # never materialise more per-example gradient entries than this
-SYMMETRIC_CHUNKS, SYMMETRIC_MIN_N = 4, 64  # a square Gram is built from 10 of its 16 blocks
+SYMMETRIC_CHUNKS, SYMMETRIC_MIN_N = 4, 64  # a square ghost Gram is built from 10 of its 16 blocks
+MEMORY_WEIGHT = 60  # cost of writing and re-reading one element, in multiply-adds (fitted on CPU)
 
 
 @dataclass
@@ -120,9 +121,17 @@ def _sequence(t: Tensor) -> Tensor:
     return t.reshape(t.shape[0], -1, t.shape[-1])
 
 
-def _use_ghost(n: int, m: int, s: int, t: int, d_in: int, d_out: int) -> bool:
-    ghost = n * m * s * t * (d_in + d_out)
-    materialise = (n * s + m * t) * d_in * d_out + n * m * d_in * d_out
+def _use_ghost(n: int, m: int, s: int, t: int, d_in: int, d_out: int, symmetric: bool = False) -> bool:
+    """Whether the ghost contraction is cheaper than materialising, by a cost model.
+
+    Multiply-adds plus a memory term (MEMORY_WEIGHT per element written and read
+    again): the ghost writes n*m*S*T token products, materialising writes
+    (n+m)*d_in*d_out gradient entries; both measured to matter on CPU.
+    A square Gram's ghost computes only the blocks on and above the diagonal.
+    """
+    share = 0.625 if symmetric and n >= SYMMETRIC_MIN_N else 1.0
+    ghost = share * n * m * s * t * (d_in + d_out) + MEMORY_WEIGHT * n * m * s * t
+    materialise = ((n * s + m * t) + n * m + MEMORY_WEIGHT * (n + m)) * d_in * d_out
     too_big = max(n, m) * d_in * d_out > MATERIALISE_MAX_ELEMENTS
     return ghost <= materialise or too_big
 
@@ -183,11 +192,11 @@ def _symmetric(n: int, block: Callable[[slice, slice], Tensor], like: Tensor) ->
 
 def _self_dot(x: Tensor, g: Tensor, has_bias: bool) -> Tensor:
     n, s, d_in = x.shape
-    if _use_ghost(n, n, s, s, d_in, g.shape[-1]):
+    if _use_ghost(n, n, s, s, d_in, g.shape[-1], symmetric=True):
         dot = _symmetric(n, lambda r, c: _ghost_cross(x[r], g[r], x[c], g[c]), x)
-    else:
+    else:  # one matmul: splitting it into blocks makes it memory-bound
         p = _materialise(x, g)
-        dot = _symmetric(n, lambda r, c: p[r] @ p[c].T, p)
+        dot = p @ p.T
     if has_bias:
         b = g.sum(dim=1)
         dot = dot + b @ b.T

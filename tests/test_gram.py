@@ -33,7 +33,7 @@ def contraction(request, monkeypatch):
     """Run each test with each way of contracting a layer, and the per-layer choice by cost."""
     if request.param != "by_cost":
         ghost = request.param == "ghost"
-        monkeypatch.setattr(gram_module, "_use_ghost", lambda *a: ghost)
+        monkeypatch.setattr(gram_module, "_use_ghost", lambda *a, **kw: ghost)
     return request.param
 
 
