@@ -1,0 +1,328 @@
+r"""POLCA: loss change per example and basis direction, and clustering of its trajectories.
+
+polca-hidden-breakthroughs (section 3, appendix A), notation of ``/work/shared/STUDIES.md``:
+
+* **Basis** (algorithm 1): start with an empty B; at each chosen checkpoint
+  :math:`\theta_t` append the top-k eigenvectors of
+  :math:`(I - BB^\top) H(\theta_t) (I - BB^\top)`, H the Hessian of the training
+  loss on a fixed sample, by Lanczos on Hessian-vector products
+  (:func:`hessian_basis`, reusing :func:`gradtools.curvature.lanczos`).
+* **POLCA term** (eq. 9) of token i, basis vector b, interval
+  :math:`d_t = \theta_{t+1} - \theta_t`:
+
+  .. math:: \mathrm{polca}_i^b(t) = \langle g_i, b\rangle\langle b, d_t\rangle
+            + \tfrac12 (b^\top H_i b)\langle b, d_t\rangle^2,
+
+  both derivatives at :math:`\theta_t`, by forward-mode AD
+  (:func:`gradtools.curvature.directional_derivatives`), no per-token backward.
+  With :math:`b = d_t / \|d_t\|` it is the full-step second-order Taylor
+  prediction of the token's loss change (:func:`polca_terms` with ``full_step``).
+* **Projected loss** (eq. 10): :math:`L_i^b(t) = \sum_{s<t} \mathrm{polca}_i^b(s)`.
+* **Clustering** (sec. 3.3, 4.1): keep basis vectors whose mean projected loss
+  decreases, drop tokens whose projected loss increases, cluster the remaining
+  trajectories with HDBSCAN, drop outliers; a cluster's homogeneity is the share
+  of its tokens carrying its majority label.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Callable, NamedTuple, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call
+from tqdm.auto import tqdm
+
+from .cache import cached_torch
+from .curvature import Params, directional_derivatives, flatten, hessian_matvec, hvp, lanczos, unflatten
+
+
+# ------------------------------------------------------------------ helpers
+
+class _Bound:
+    """A model called with other parameters (``functional_call``), usable where a model is expected."""
+
+    def __init__(self, model: nn.Module, params: Params):
+        self.model, self.params = model, params
+
+    def __call__(self, *args, **kwargs):
+        return functional_call(self.model, self.params, args, kwargs)
+
+
+def functional_loss(model: nn.Module, loss_fn: Callable[[nn.Module, dict], Tensor],
+                    batch: dict) -> Callable[[Params], Tensor]:
+    """``params -> loss_fn(model with params, batch)``: a model loss as a function of a parameter dict."""
+    return lambda params: loss_fn(_Bound(model, params), batch)
+
+
+# -------------------------------------------------------------- algorithm 1
+
+class HessianBasis(NamedTuple):
+    r"""Output of :func:`hessian_basis`.
+
+    vectors (dim, m) orthonormal columns; eigenvalues (m,) of the deflated
+    Hessian each was found for; source (m,) the index of that checkpoint in the
+    list given; residuals (m,) :math:`\|P H P b - \lambda b\| / |\lambda|`.
+    """
+
+    vectors: Tensor
+    eigenvalues: Tensor
+    source: Tensor
+    residuals: Tensor
+
+
+def hessian_basis(loss_fn: Callable[[Params], Tensor], checkpoints: Sequence[Params], k: int = 1, *,
+                  max_iters: int | None = None, seed: int = 0, progress: bool = False) -> HessianBasis:
+    r"""POLCA's algorithm 1: at each checkpoint in turn, append the top-k eigenvectors of the deflated Hessian.
+
+    Args:
+        loss_fn: ``params -> scalar`` training loss on a fixed sample.
+        checkpoints: parameter dicts, in the order vectors are to be collected.
+        k: eigenvectors per checkpoint (paper: 1).
+        max_iters: Lanczos iterations per checkpoint (see :func:`gradtools.curvature.lanczos`).
+
+    Returns:
+        :class:`HessianBasis` with ``len(checkpoints) * k`` vectors.
+    """
+    first = checkpoints[0]
+    dim = sum(t.numel() for t in first.values())
+    dtype = next(iter(first.values())).dtype
+    basis = torch.zeros(dim, 0, dtype=dtype)
+    values, source, residuals = [], [], []
+    for index, params in enumerate(tqdm(checkpoints, desc="Hessian basis", disable=not progress)):
+        matvec = hessian_matvec(loss_fn, params)
+        lam, vecs = lanczos(matvec, dim, k, orthogonal_to=basis if basis.shape[1] else None,
+                            max_iters=max_iters, seed=seed + index, dtype=dtype)
+        for j in range(k):
+            v = vecs[:, j]
+            hv = matvec(v)
+            if basis.shape[1]:  # the deflated operator P H P (v is already orthogonal to B)
+                hv = hv - basis @ (basis.T @ hv)
+            residuals.append(((hv - lam[j] * v).norm() / lam[j].abs().clamp_min(1e-30)).item())
+        basis = torch.cat([basis, vecs], dim=1)
+        values.append(lam)
+        source += [index] * k
+    return HessianBasis(basis, torch.cat(values), torch.tensor(source), torch.tensor(residuals))
+
+
+def random_orthonormal_basis(dim: int, m: int, *, seed: int = 0, dtype: torch.dtype = torch.float32) -> Tensor:
+    """(dim, m) orthonormal columns, uniformly random (QR of a Gaussian matrix): appendix E's ablation."""
+    g = torch.Generator().manual_seed(seed)
+    q, r = torch.linalg.qr(torch.randn(dim, m, generator=g, dtype=torch.float64))
+    return (q * torch.sign(torch.diagonal(r))).to(dtype)
+
+
+# -------------------------------------------------------------- POLCA terms
+
+class PolcaTerms(NamedTuple):
+    r"""POLCA factors of one interval for k directions and n tokens.
+
+    first (k, n) :math:`\langle g_i, b\rangle`; second (k, n) :math:`b^\top H_i b`;
+    coef (k,) :math:`\langle b, d_t\rangle`.
+    """
+
+    first: Tensor
+    second: Tensor
+    coef: Tensor
+
+    @property
+    def polca(self) -> Tensor:
+        """(k, n) second-order POLCA terms, eq. 9."""
+        return self.first * self.coef[..., None] + 0.5 * self.second * self.coef[..., None] ** 2
+
+    @property
+    def polca_first_order(self) -> Tensor:
+        """(k, n) first-order terms only, eq. 4 (appendix F's comparison)."""
+        return self.first * self.coef[..., None]
+
+    @property
+    def fisher(self) -> Tensor:
+        r"""(k, n) projected empirical Fisher :math:`(b^\top g_i)^2` (appendix D)."""
+        return self.first ** 2
+
+
+def polca_terms(per_token_loss_fn: Callable[[Params], Tensor], params: Params, next_params: Params,
+                basis: Tensor | None = None, *, full_step: bool = False, chunk: int = 16) -> PolcaTerms:
+    r"""POLCA factors of the interval ``params -> next_params`` along each column of ``basis`` (dim, k).
+
+    With ``full_step=True`` the direction is :math:`d_t/\|d_t\|` (k = 1), whose
+    POLCA term is the second-order Taylor prediction of the whole step.
+    Directions are processed ``chunk`` at a time (one vmapped forward-over-forward pass each).
+    """
+    step = flatten(next_params) - flatten(params)
+    if full_step:
+        basis = (step / step.norm().clamp_min(1e-30))[:, None]
+    if basis is None:
+        raise ValueError("give a basis (dim, k) or full_step=True")
+    basis = basis.to(step.dtype)
+    firsts, seconds = [], []
+    for start in range(0, basis.shape[1], chunk):
+        block = basis[:, start:start + chunk]
+        out = directional_derivatives(per_token_loss_fn, params, unflatten(block.T.contiguous(), params))
+        firsts.append(out.first.detach())
+        seconds.append(out.second.detach())
+    return PolcaTerms(torch.cat(firsts), torch.cat(seconds), basis.T @ step)
+
+
+def _digest(*tensors: Tensor) -> str:
+    h = hashlib.sha1()
+    for t in tensors:
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:12]
+
+
+def polca_over_training(per_token_loss_fn: Callable[[Params], Tensor], load_params: Callable[[int], Params],
+                        steps: Sequence[int], bases: dict[str, Tensor], *, cache_dir: str | Path | None = None,
+                        part_size: int = 25, chunk: int = 16, progress: bool = True) -> dict:
+    r"""POLCA factors over consecutive checkpoints, for several bases at once, plus the full step.
+
+    Args:
+        per_token_loss_fn: ``params -> (n,)`` per-token losses on the fixed evaluation tokens.
+        load_params: ``step -> params`` of that checkpoint.
+        steps: checkpoint steps, ascending; intervals are consecutive pairs.
+        bases: name -> (dim, k) orthonormal columns.
+        cache_dir: if given, each part of ``part_size`` intervals is cached there
+            atomically (keyed by a digest of the bases), so an interrupted run resumes.
+
+    Returns:
+        dict with ``steps`` (T,), ``loss`` (T, n) exact per-token loss at each
+        checkpoint, ``full_step`` and one entry per basis name, each a
+        :class:`PolcaTerms` whose tensors have a leading interval axis:
+        first/second (T-1, k, n), coef (T-1, k).
+    """
+    steps = list(steps)
+    names = list(bases)
+    sizes = [bases[n].shape[1] for n in names]
+    stacked = torch.cat([bases[n] for n in names], dim=1)
+    key = _digest(stacked, torch.tensor(steps))
+
+    def compute_part(lo: int, hi: int) -> dict:
+        out = {"loss": [], "terms": []}
+        current = load_params(steps[lo])
+        for t in range(lo, hi):
+            nxt = load_params(steps[t + 1])
+            with torch.no_grad():
+                out["loss"].append(per_token_loss_fn(current).detach())
+            along_basis = polca_terms(per_token_loss_fn, current, nxt, stacked, chunk=chunk)
+            along_step = polca_terms(per_token_loss_fn, current, nxt, full_step=True)
+            out["terms"].append(PolcaTerms(*(torch.cat([a, b]) for a, b in zip(along_basis, along_step))))
+            current = nxt
+        return out
+
+    parts = []
+    bounds = list(range(0, len(steps) - 1, part_size))
+    for lo in tqdm(bounds, desc="POLCA over training", disable=not progress):
+        hi = min(lo + part_size, len(steps) - 1)
+        if cache_dir is None:
+            parts.append(compute_part(lo, hi))
+        else:
+            path = Path(cache_dir) / f"polca-{key}-{steps[lo]:06d}-{steps[hi]:06d}.pt"
+            parts.append(cached_torch(path, lambda: compute_part(lo, hi)))
+    with torch.no_grad():
+        final_loss = per_token_loss_fn(load_params(steps[-1])).detach()
+    terms = [t for p in parts for t in p["terms"]]
+    first = torch.stack([t.first for t in terms])
+    second = torch.stack([t.second for t in terms])
+    coef = torch.stack([t.coef for t in terms])
+    result = {"steps": torch.tensor(steps), "loss": torch.stack([l for p in parts for l in p["loss"]] + [final_loss])}
+    offset = 0
+    for name, size in zip(names + ["full_step"], sizes + [1]):
+        sl = slice(offset, offset + size)
+        result[name] = PolcaTerms(first[:, sl], second[:, sl], coef[:, sl])
+        offset += size
+    return result
+
+
+def projected_loss(polca: Tensor) -> Tensor:
+    r"""Eq. 10, :math:`L_i^b(t) = \sum_{s<t} \mathrm{polca}_i^b(s)`: (T-1, ...) terms -> (T, ...) with L(0) = 0."""
+    return torch.cat([torch.zeros_like(polca[:1]), polca.cumsum(0)])
+
+
+def decomposition_check(loss: Tensor, predicted: Tensor) -> pd.DataFrame:
+    r"""How much of each interval's actual per-token loss change a prediction explains.
+
+    Args:
+        loss: (T, n) exact per-token losses at the checkpoints.
+        predicted: (T-1, n) predicted change per interval (e.g. a POLCA sum).
+
+    Returns:
+        one row per interval: ``mean_abs_change`` :math:`\overline{|\Delta\ell_i|}`,
+        ``mean_abs_error`` :math:`\overline{|\Delta\ell_i - \hat\Delta_i|}`, and
+        ``explained`` :math:`1 - \sum_i(\Delta\ell_i - \hat\Delta_i)^2 / \sum_i \Delta\ell_i^2`
+        (1: exact; 0: no better than predicting no change).
+    """
+    actual = loss[1:] - loss[:-1]
+    err = actual - predicted
+    return pd.DataFrame({
+        "interval": np.arange(actual.shape[0]),
+        "mean_abs_change": actual.abs().mean(1).numpy(),
+        "mean_abs_error": err.abs().mean(1).numpy(),
+        "explained": (1 - err.square().sum(1) / actual.square().sum(1).clamp_min(1e-30)).numpy(),
+    })
+
+
+# ----------------------------------------------------------------- filters
+
+def decreasing_vectors(projected: Tensor) -> Tensor:
+    """(k,) bool: basis vectors whose mean projected loss at the end of training is below 0 (sec. 4.1).
+
+    ``projected``: (T, k, n).
+    """
+    return projected[-1].mean(-1) < 0
+
+
+def decreasing_tokens(curves: Tensor) -> Tensor:
+    """(n,) bool: tokens whose projected loss ends below where it started (sec. 4.1). ``curves``: (T, n)."""
+    return curves[-1] < 0
+
+
+# --------------------------------------------------------------- clustering
+
+def cluster_curves(curves: np.ndarray | Tensor, *, min_cluster_size: int, min_samples: int | None = None) -> np.ndarray:
+    """HDBSCAN cluster label of each trajectory (rows of ``curves``, (n, T)); -1 marks outliers."""
+    import hdbscan
+
+    x = np.asarray(curves, dtype=np.float64)
+    if x.shape[0] < max(2, min_cluster_size):
+        return np.full(x.shape[0], -1)
+    model = hdbscan.HDBSCAN(min_cluster_size=min_cluster_size, min_samples=min_samples)
+    return model.fit_predict(x)
+
+
+def cluster_homogeneity(clusters: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
+    """Per cluster (outliers excluded): size, majority label, homogeneity = share of tokens with that label."""
+    df = pd.DataFrame({"cluster": np.asarray(clusters), "label": np.asarray(labels)})
+    df = df[df.cluster >= 0]
+    rows = []
+    for c, group in df.groupby("cluster"):
+        counts = group.label.value_counts()
+        rows.append({"cluster": int(c), "size": len(group), "majority": counts.index[0],
+                     "homogeneity": counts.iloc[0] / len(group)})
+    return pd.DataFrame(rows, columns=["cluster", "size", "majority", "homogeneity"])
+
+
+def max_homogeneity(clusters: np.ndarray, labels: np.ndarray, *, min_size: int = 1) -> float:
+    """The highest homogeneity over clusters with at least ``min_size`` tokens (NaN if none): the tables' measure."""
+    table = cluster_homogeneity(clusters, labels)
+    table = table[table["size"] >= min_size]
+    return float(table.homogeneity.max()) if len(table) else float("nan")
+
+
+def chance_max_homogeneity(clusters: np.ndarray, labels: np.ndarray, *, min_size: int = 1,
+                           permutations: int = 200, seed: int = 0) -> float:
+    """:func:`max_homogeneity` expected when labels are shuffled among the clustered tokens (same cluster sizes).
+
+    The chance level of the measure: it grows with the majority label's share and
+    with the number of small clusters a maximum is taken over.
+    """
+    clusters, labels = np.asarray(clusters), np.asarray(labels)
+    kept = clusters >= 0
+    if not kept.any():
+        return float("nan")
+    rng = np.random.default_rng(seed)
+    c, lab = clusters[kept], labels[kept]
+    return float(np.nanmean([max_homogeneity(c, rng.permutation(lab), min_size=min_size)
+                             for _ in range(permutations)]))
