@@ -109,6 +109,10 @@ def train_causal_lm(model: nn.Module, batch_fn: Callable[[int], Batch],
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
         start, log = state["step"], state["log"]
+        missing = [s for s in wanted if s < start and not checkpoint_path(out_dir, s).exists()]
+        if missing:
+            raise ValueError(f"{out_dir} was trained past steps {missing[:5]} without saving them; "
+                             "train into a new folder to get those checkpoints")
 
     def save_resume(step: int) -> None:
         save_torch({"model": model.state_dict(), "optimizer": optimizer.state_dict(),

@@ -304,11 +304,26 @@ def cluster_homogeneity(clusters: np.ndarray, labels: np.ndarray) -> pd.DataFram
     return pd.DataFrame(rows, columns=["cluster", "size", "majority", "homogeneity"])
 
 
+def _max_share(cluster_idx: np.ndarray, label_idx: np.ndarray, n_clusters: int, n_labels: int,
+               min_size: int) -> float:
+    counts = np.bincount(cluster_idx * n_labels + label_idx, minlength=n_clusters * n_labels)
+    counts = counts.reshape(n_clusters, n_labels)
+    sizes = counts.sum(1)
+    ok = sizes >= min_size
+    return float((counts[ok].max(1) / sizes[ok]).max()) if ok.any() else float("nan")
+
+
+def _factorize(clusters: np.ndarray, labels: np.ndarray):
+    kept = np.asarray(clusters) >= 0
+    c, cluster_idx = np.unique(np.asarray(clusters)[kept], return_inverse=True)
+    lab, label_idx = np.unique(np.asarray(labels)[kept], return_inverse=True)
+    return cluster_idx, label_idx, len(c), len(lab)
+
+
 def max_homogeneity(clusters: np.ndarray, labels: np.ndarray, *, min_size: int = 1) -> float:
     """The highest homogeneity over clusters with at least ``min_size`` tokens (NaN if none): the tables' measure."""
-    table = cluster_homogeneity(clusters, labels)
-    table = table[table["size"] >= min_size]
-    return float(table.homogeneity.max()) if len(table) else float("nan")
+    cluster_idx, label_idx, n_c, n_l = _factorize(clusters, labels)
+    return _max_share(cluster_idx, label_idx, n_c, n_l, min_size) if n_c else float("nan")
 
 
 def chance_max_homogeneity(clusters: np.ndarray, labels: np.ndarray, *, min_size: int = 1,
@@ -318,11 +333,43 @@ def chance_max_homogeneity(clusters: np.ndarray, labels: np.ndarray, *, min_size
     The chance level of the measure: it grows with the majority label's share and
     with the number of small clusters a maximum is taken over.
     """
-    clusters, labels = np.asarray(clusters), np.asarray(labels)
-    kept = clusters >= 0
-    if not kept.any():
+    cluster_idx, label_idx, n_c, n_l = _factorize(clusters, labels)
+    if not n_c:
         return float("nan")
     rng = np.random.default_rng(seed)
-    c, lab = clusters[kept], labels[kept]
-    return float(np.nanmean([max_homogeneity(c, rng.permutation(lab), min_size=min_size)
+    return float(np.nanmean([_max_share(cluster_idx, rng.permutation(label_idx), n_c, n_l, min_size)
                              for _ in range(permutations)]))
+
+
+def homogeneity_measures(clusters: np.ndarray, tokens: pd.DataFrame, *, min_size: int = 1,
+                         permutations: int = 200, seed: int = 0) -> list[dict]:
+    """The clustering's highest homogeneity on each label of :func:`gradtools.addition.token_labels`, with chance.
+
+    ``tokens`` holds one row per clustered trajectory (columns ``digit``,
+    ``carry``, ``digit_carry``). Measures:
+
+    * ``digit``: the digit place;
+    * ``carry``: carry entering the place, over all tokens (the paper's tables);
+    * ``digit_carry``: the joint label (place x carry): a cluster scores high only
+      if it is pure in both, so the trivial carries of the ones and thousands
+      places do not count as recovered carry;
+    * ``carry_hundreds_tens``: carry among the tokens of the hundreds and tens
+      places only, the two places where carry is neither constant (ones) nor
+      the digit itself (thousands); clusters with fewer than ``min_size`` such tokens are skipped.
+
+    Returns one dict per measure: measure, homogeneity, chance (labels shuffled
+    among clustered tokens, :func:`chance_max_homogeneity`), clusters, clustered (tokens not outliers).
+    """
+    clusters = np.asarray(clusters)
+    middle = tokens.digit.isin(["hundreds", "tens"]).to_numpy()
+    specs = {"digit": (tokens.digit.astype(str).to_numpy(), None),
+             "carry": (tokens.carry.to_numpy(), None),
+             "digit_carry": (tokens.digit_carry.to_numpy(), None),
+             "carry_hundreds_tens": (tokens.carry.to_numpy(), middle)}
+    rows = []
+    for name, (labels, mask) in specs.items():
+        c, lab = (clusters, labels) if mask is None else (clusters[mask], labels[mask])
+        rows.append({"measure": name, "homogeneity": max_homogeneity(c, lab, min_size=min_size),
+                     "chance": chance_max_homogeneity(c, lab, min_size=min_size, permutations=permutations, seed=seed),
+                     "clusters": int(len(set(clusters[clusters >= 0]))), "clustered": int((clusters >= 0).sum())})
+    return rows

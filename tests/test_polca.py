@@ -11,7 +11,7 @@ from gradtools.curvature import _sdpa, flatten, unflatten
 from gradtools.lm import tiny_causal_lm
 from gradtools.polca import (chance_max_homogeneity, cluster_curves, cluster_homogeneity, decomposition_check,
                              decreasing_tokens, decreasing_vectors, functional_loss, hessian_basis,
-                             max_homogeneity, polca_over_training, polca_terms, projected_loss,
+                             homogeneity_measures, max_homogeneity, polca_over_training, polca_terms, projected_loss,
                              random_orthonormal_basis)
 from tiny_models import SequenceMLP, squared_error
 
@@ -210,3 +210,15 @@ def test_hdbscan_separates_two_families_of_curves():
     truth = np.repeat(["early", "late"], 60)
     table = cluster_homogeneity(clusters, truth)
     assert len(table) == 2 and table.homogeneity.min() == 1.0 and (clusters >= 0).mean() > 0.9
+
+
+def test_homogeneity_measures_on_addition_labels():
+    tokens = A.token_labels(torch.tensor([999, 123, 55, 10]), torch.tensor([1, 456, 45, 10]))
+    # cluster 0: every carry token; cluster 1: every token without carry
+    clusters = np.where(tokens.carry.to_numpy(), 0, 1)
+    rows = {r["measure"]: r for r in homogeneity_measures(clusters, tokens, permutations=20)}
+    assert rows["carry"]["homogeneity"] == 1.0 and rows["carry_hundreds_tens"]["homogeneity"] == 1.0
+    # carry cluster: 1 thousands, 2 hundreds, 2 tens (max 2/5); no-carry cluster: 4 ones of 11 tokens
+    assert rows["digit_carry"]["homogeneity"] == pytest.approx(2 / 5)
+    assert rows["carry"]["clusters"] == 2 and rows["carry"]["clustered"] == 16
+    assert rows["carry"]["chance"] < 1.0
