@@ -90,12 +90,15 @@ def hessian_basis(loss_fn: Callable[[Params], Tensor], checkpoints: Sequence[Par
     first = checkpoints[0]
     dim = sum(t.numel() for t in first.values())
     dtype = next(iter(first.values())).dtype
-    basis = torch.zeros(dim, 0, dtype=dtype)
+    # The basis and the Krylov vectors are kept in float64 whatever the model's dtype: in float32 a
+    # unit vector of ~1e5 entries already fails lanczos' orthonormality check (|b^T b - 1| ~ 1e-4).
+    basis = torch.zeros(dim, 0, dtype=torch.float64)
     values, source, residuals = [], [], []
     for index, params in enumerate(tqdm(checkpoints, desc="Hessian basis", disable=not progress)):
-        matvec = hessian_matvec(loss_fn, params)
+        model_matvec = hessian_matvec(loss_fn, params)
+        matvec = lambda x: model_matvec(x.to(dtype)).to(torch.float64)  # noqa: E731
         lam, vecs = lanczos(matvec, dim, k, orthogonal_to=basis if basis.shape[1] else None,
-                            max_iters=max_iters, seed=seed + index, dtype=dtype)
+                            max_iters=max_iters, seed=seed + index, dtype=torch.float64)
         for j in range(k):
             v = vecs[:, j]
             hv = matvec(v)
@@ -105,7 +108,7 @@ def hessian_basis(loss_fn: Callable[[Params], Tensor], checkpoints: Sequence[Par
         basis = torch.cat([basis, vecs], dim=1)
         values.append(lam)
         source += [index] * k
-    return HessianBasis(basis, torch.cat(values), torch.tensor(source), torch.tensor(residuals))
+    return HessianBasis(basis.to(dtype), torch.cat(values).to(dtype), torch.tensor(source), torch.tensor(residuals))
 
 
 def random_orthonormal_basis(dim: int, m: int, *, seed: int = 0, dtype: torch.dtype = torch.float32) -> Tensor:
