@@ -78,7 +78,8 @@ def train_causal_lm(model: nn.Module, batch_fn: Callable[[int], Batch],
                     checkpoint_steps: Iterable[int], out_dir: str | Path, lr: float,
                     warmup_steps: int = 0, betas: tuple[float, float] = (0.9, 0.95),
                     weight_decay: float = 0.1, grad_clip: float | None = None,
-                    resume_every: int = 200, progress: bool = True) -> pd.DataFrame:
+                    resume_every: int = 200, progress: bool = True,
+                    lr_lambda: Callable[[int], float] | None = None) -> pd.DataFrame:
     """Train ``model`` in place for ``steps`` AdamW updates; save checkpoints at ``checkpoint_steps``.
 
     Args:
@@ -87,6 +88,8 @@ def train_causal_lm(model: nn.Module, batch_fn: Callable[[int], Batch],
         loss_fn: ``loss_fn(model, batch)`` -> scalar training loss.
         checkpoint_steps: steps (0..steps) after which the parameters are saved.
         out_dir: folder for ``step-NNNNNN/`` checkpoints and ``resume.pt``.
+        lr_lambda: learning-rate factor of the step (``LambdaLR``), e.g. a warm-up then cosine
+            decay; default: :func:`warmup_constant` of ``warmup_steps``.
 
     Returns:
         the training log, one row per update: ``step`` (1..steps), ``loss`` (before the update), ``lr``.
@@ -98,7 +101,7 @@ def train_causal_lm(model: nn.Module, batch_fn: Callable[[int], Batch],
     if wanted and not 0 <= wanted[0] <= wanted[-1] <= steps:
         raise ValueError(f"checkpoint steps must lie in 0..{steps}")
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=betas, weight_decay=weight_decay)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_constant(warmup_steps))
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda or warmup_constant(warmup_steps))
     start, log = 0, []
     resume = out_dir / "resume.pt"
     if resume.exists():

@@ -1,0 +1,195 @@
+"""The training corpus of the checkpoint suite: a Wikipedia excerpt mixed with generated stories.
+
+* **Wikipedia**: the plain text of the English Wikipedia excerpt bundled with
+  gensim (``enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2``,
+  106 articles, about 3M characters), markup stripped by gensim's
+  ``filter_wiki``. It gives the models ordinary English.
+* **Stories**: short generated texts that carry the three capabilities in
+  *training* templates, all different from the evaluation templates of
+  :mod:`gradtools.prompt_datasets` (a test checks that no evaluation template
+  matches anywhere in the corpus), so the evaluation measures a capability, not
+  a memorised template:
+
+  - ``ioi``: two names, one repeated as the subject, the other one the object at
+    the end (``Kate and Tom walked into the market. Kate handed the key to Tom.``),
+    first mentions in either order: predicting the last word needs "the name
+    that was not repeated";
+  - ``distractor``: the same names, places and objects, and the words of the
+    evaluation templates, in sentences with no IOI structure, so that names
+    alone do not predict an IOI answer;
+  - ``year``: events running from a year to a later year (``The siege began in
+    1732 and ended in 1756.``), mostly within one century: greater-than;
+  - ``month``: events lasting one month from a month to the next, with some
+    lasting two months as distractors: one-month-later.
+
+Batches are windows of a fixed length cut at random offsets from two token
+streams (stories, Wikipedia), the source of each row drawn with probability
+``story_fraction``; ``batch_fn(step)`` is a pure function of the step.
+"""
+from __future__ import annotations
+
+import bz2
+import random
+import re
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from .prompt_datasets import EVENTS, MONTHS, NAMES, OBJECTS, PLACES
+
+WIKI_DUMP = "test/test_data/enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
+
+# Training story templates. [S] is the repeated subject, [IO] the indirect object.
+TRAIN_IOI_TEMPLATES = [
+    "[S] and [IO] walked into the [PLACE]. [S] handed the [OBJECT] to [IO].",
+    "At the [PLACE], [S] met [IO]. [S] passed a [OBJECT] to [IO].",
+    "[S] and [IO] were sitting in the [PLACE], and [S] threw the [OBJECT] to [IO].",
+    "[S] visited [IO] at the [PLACE]. Later [S] showed the [OBJECT] to [IO].",
+    "Yesterday [S] and [IO] cleaned the [PLACE]. [S] lent a [OBJECT] to [IO].",
+    "[S] and [IO] ran to the [PLACE], where [S] sold the [OBJECT] to [IO].",
+    "In the [PLACE], [S] and [IO] talked for hours. Then [S] offered a [OBJECT] to [IO].",
+    "[S] and [IO] arrived at the [PLACE] early. [S] brought a [OBJECT] for [IO].",
+    "Once [S] and [IO] left the [PLACE], [S] sent a [OBJECT] to [IO].",
+    "[S] called [IO] from the [PLACE]. Soon [S] mailed the [OBJECT] to [IO].",
+    "Both [S] and [IO] liked the [PLACE]. One day [S] gave the [OBJECT] to [IO].",
+    "[S] and [IO] stayed at the [PLACE] all day. In the end [S] returned the [OBJECT] to [IO].",
+    "[S] saw [IO] near the [PLACE], so [S] waved to [IO].",
+    "[S] and [IO] played outside the [PLACE]. Later [S] said goodbye to [IO].",
+    "[S] and [IO] shared a [OBJECT] at the [PLACE]. [S] smiled at [IO].",
+    "On Monday [S] and [IO] painted the [PLACE], and [S] thanked [IO].",
+]
+DISTRACTOR_TEMPLATES = [
+    "Then, [X] went to the [PLACE] alone.",
+    "[X] had a lot of fun at the [PLACE].",
+    "After the lunch, [X] was working at the [PLACE].",
+    "Afterwards, [X] decided to give the [OBJECT] away.",
+    "[X] and [Y] had a long argument about the [OBJECT].",
+    "While commuting to the [PLACE], [X] found a [OBJECT].",
+    "[X] wanted a [OBJECT] from the [PLACE].",
+    "[X] and [Y] went to the [PLACE] together.",
+    "[X] was thinking about going to the [PLACE].",
+    "Friends of [X] got a [OBJECT] at the [PLACE].",
+    "[X] said that the [PLACE] had a [OBJECT].",
+    "When [X] got home, [X] was tired.",
+]
+YEAR_TEMPLATES = [
+    "The [EVENT] began in [Y1] and ended in [Y2].",
+    "From [Y1] until [Y2], the [EVENT] continued.",
+    "The [EVENT] started in the year [Y1]; it was over by [Y2].",
+    "In [Y1] the [EVENT] broke out, and peace came in [Y2].",
+    "Between [Y1] and [Y2] the [EVENT] went on.",
+    "The [EVENT] lasted from [Y1] until [Y2].",
+]
+MONTH_TEMPLATES = [  # [M2] is one month after [M1]; [M3] two months after
+    "The [EVENT] began in [M1] and ended in [M2].",
+    "The [EVENT] lasted one month, from [M1] to [M2].",
+    "[X] arrived in [M1] and left one month later, in [M2].",
+    "After [M1] comes [M2].",
+    "The [EVENT] lasted two months, from [M1] to [M3].",
+    "In [M1], the [EVENT] ended.",
+]
+STORY_KINDS = {"ioi": 0.5, "distractor": 0.2, "year": 0.15, "month": 0.15}
+
+
+def wikipedia_paragraphs(max_chars: int | None = None) -> list[str]:
+    """Plain-text paragraphs (at least 8 words) of gensim's bundled Wikipedia excerpt.
+
+    Requires gensim (``pip install gensim``); ``max_chars`` stops early (small profiles).
+    """
+    import gensim
+    from gensim.corpora.wikicorpus import extract_pages, filter_wiki
+
+    path = Path(gensim.__file__).parent / WIKI_DUMP
+    out, total = [], 0
+    with bz2.BZ2File(path) as f:
+        for _title, text, _pid in extract_pages(f):
+            if text.lower().startswith("#redirect"):
+                continue
+            text = filter_wiki(text)
+            text = re.sub(r"'{2,}", "", text)          # bold/italic quotes
+            text = re.sub(r"=+[^=\n]*=+", "\n", text)  # section headings
+            for para in text.split("\n"):
+                para = " ".join(para.split())
+                if len(para.split()) >= 8:
+                    out.append(para)
+                    total += len(para)
+            if max_chars is not None and total >= max_chars:
+                break
+    return out
+
+
+def _year(rng: random.Random, century: int, yy: int) -> str:
+    return f"{century}{yy:02d}"
+
+
+def story(kind: str, rng: random.Random) -> str:
+    """One generated story of ``kind`` (a key of :data:`STORY_KINDS`)."""
+    if kind == "ioi":
+        s, io = rng.sample(NAMES, 2)
+        t = rng.choice(TRAIN_IOI_TEMPLATES)
+        if rng.random() < 0.5:
+            # Swap the first mentions (ABBA order), so the answer is "the name not repeated",
+            # never "the second name" (the evaluation has both orders).
+            t = t.replace("[S]", "[TMP]", 1).replace("[IO]", "[S]", 1).replace("[TMP]", "[IO]", 1)
+        slots = {"S": s, "IO": io}
+    elif kind == "distractor":
+        x, y = rng.sample(NAMES, 2)
+        t = rng.choice(DISTRACTOR_TEMPLATES)
+        slots = {"X": x, "Y": y}
+    elif kind == "year":
+        century, yy = rng.randint(10, 19), rng.randint(0, 98)
+        if rng.random() < 0.8:  # mostly within the century, where the answer is a larger YY
+            y2 = _year(rng, century, rng.randint(yy + 1, 99))
+        else:
+            y2 = _year(rng, century + 1, rng.randint(0, 99))
+        t = rng.choice(YEAR_TEMPLATES)
+        slots = {"Y1": _year(rng, century, yy), "Y2": y2}
+    elif kind == "month":
+        m = rng.randrange(12)
+        t = rng.choice(MONTH_TEMPLATES)
+        slots = {"M1": MONTHS[m], "M2": MONTHS[(m + 1) % 12], "M3": MONTHS[(m + 2) % 12],
+                 "X": rng.choice(NAMES)}
+    else:
+        raise ValueError(f"unknown story kind {kind!r}; known: {', '.join(STORY_KINDS)}")
+    slots.update(PLACE=rng.choice(PLACES), OBJECT=rng.choice(OBJECTS), EVENT=rng.choice(EVENTS))
+    for key, value in slots.items():
+        t = t.replace(f"[{key}]", value)
+    return t
+
+
+def stories(n: int, seed: int = 0, kinds: dict[str, float] = STORY_KINDS) -> list[str]:
+    """``n`` generated stories, kinds drawn with the weights ``kinds``."""
+    rng = random.Random(seed)
+    names, weights = list(kinds), list(kinds.values())
+    return [story(k, rng) for k in rng.choices(names, weights, k=n)]
+
+
+def token_stream(tokenizer, texts: list[str], chunk: int = 20000) -> Tensor:
+    """All ``texts`` tokenized and concatenated into one (N,) long tensor."""
+    ids: list[int] = []
+    for i in range(0, len(texts), chunk):
+        for enc in tokenizer.encode_batch(texts[i:i + chunk], add_special_tokens=False):
+            ids.extend(enc.ids)
+    return torch.tensor(ids, dtype=torch.long)
+
+
+def mixed_batch_fn(story_stream: Tensor, wiki_stream: Tensor, *, story_fraction: float,
+                   batch_size: int, context: int, seed: int = 0) -> Callable[[int], dict[str, Tensor]]:
+    """``batch_fn(step)`` -> ``{"input_ids": (batch_size, context), "labels": same}`` (loss on every token).
+
+    Each row is a window at a random offset of the story stream (probability
+    ``story_fraction``) or of the Wikipedia stream; the draw is seeded by ``(seed, step)``.
+    """
+    def batch_fn(step: int) -> dict[str, Tensor]:
+        g = torch.Generator().manual_seed(seed * 1_000_003 + step)
+        from_story = torch.rand(batch_size, generator=g) < story_fraction
+        rows = []
+        for is_story in from_story.tolist():
+            stream = story_stream if is_story else wiki_stream
+            start = int(torch.randint(0, len(stream) - context, (1,), generator=g))
+            rows.append(stream[start:start + context])
+        ids = torch.stack(rows)
+        return {"input_ids": ids, "labels": ids.clone()}
+    return batch_fn
