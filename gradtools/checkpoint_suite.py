@@ -14,7 +14,9 @@ with a 5% warm-up then cosine decay to 10% of the peak rate.
 """
 from __future__ import annotations
 
+import json
 import math
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -116,8 +118,16 @@ def train_size(folder: str | Path, size: str, shape: dict, recipe: SuiteRecipe,
     folder = Path(folder)
     out = folder / size
     log_path = out / "training_log.parquet"
+    if (out / "recipe.json").exists():  # a cached size must have been trained with this recipe
+        saved = json.loads((out / "recipe.json").read_text())
+        wanted = {**asdict(recipe), **shape}
+        differ = {k: (saved.get(k), v) for k, v in wanted.items() if saved.get(k) != v}
+        if differ:
+            raise ValueError(f"{out} was trained with another recipe (saved, asked): {differ}; "
+                             "delete it or train into another folder")
     if log_path.exists() and recipe.steps in saved_steps(out):
         return pd.read_parquet(log_path)
+    start = time.time()
     tokenizer, story_stream, wiki_stream = prepare_corpus(folder, recipe)
     model = tiny_causal_lm(tokenizer.get_vocab_size(), seed=recipe.seed, context=recipe.context, **shape)
     batch_fn = mixed_batch_fn(story_stream, wiki_stream, story_fraction=recipe.story_fraction,
@@ -129,7 +139,9 @@ def train_size(folder: str | Path, size: str, shape: dict, recipe: SuiteRecipe,
                           progress=progress)
     log["size"] = size
     save_table(log, log_path)
-    pd.Series({**asdict(recipe), **shape}).astype(str).to_frame("value").to_json(out / "recipe.json")
+    # wall time of this call (a resumed run counts only its last part)
+    info = {**asdict(recipe), **shape, "wall_s": round(time.time() - start, 1)}
+    (out / "recipe.json").write_text(json.dumps(info, indent=1))
     return log
 
 
