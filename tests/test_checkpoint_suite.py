@@ -1,0 +1,35 @@
+"""The checkpoint suite end to end on a tiny recipe: schedule, cache reuse, recipe guard, evaluation."""
+import pandas as pd
+import pytest
+import torch
+
+from gradtools import checkpoint_suite as cs
+from gradtools.lm import tiny_causal_lm
+from gradtools.lm_training import saved_steps, train_causal_lm
+
+
+def test_train_causal_lm_follows_lr_lambda(tmp_path):
+    model = tiny_causal_lm(20, d_model=8, n_layers=1, n_heads=2, context=8)
+    ids = torch.randint(0, 20, (2, 8), generator=torch.Generator().manual_seed(0))
+    factor = cs.warmup_cosine(10, 0.2, 0.1)
+    log = train_causal_lm(model, lambda s: {"input_ids": ids, "labels": ids}, cs.mean_token_loss,
+                          steps=10, checkpoint_steps=[], out_dir=tmp_path, lr=0.01,
+                          lr_lambda=factor, progress=False)
+    assert log.lr.tolist() == pytest.approx([0.01 * factor(s) for s in range(10)])
+
+
+def test_tiny_suite_trains_evaluates_and_is_reused(tmp_path):
+    recipe = cs.SuiteRecipe(vocab_size=600, n_stories=500, wiki_chars=20_000, context=16, batch_size=4, steps=6)
+    shape = dict(d_model=8, n_layers=1, n_heads=2)
+    schedule = cs.checkpoint_schedule(recipe.steps, [(3, 6, 3)])
+    log = cs.train_size(tmp_path, "tiny", shape, recipe, schedule, progress=False)
+    assert saved_steps(tmp_path / "tiny") == [0, 1, 2, 3, 4, 6] and len(log) == 6
+    again = cs.train_size(tmp_path, "tiny", shape, recipe, schedule, progress=False)  # read from the cache
+    pd.testing.assert_frame_equal(log, again)
+    with pytest.raises(ValueError, match="another recipe"):
+        cs.train_size(tmp_path, "tiny", shape, cs.SuiteRecipe(**{**recipe.__dict__, "lr": 1e-4}), schedule)
+    tokenizer, _, _ = cs.prepare_corpus(tmp_path, recipe)
+    table = cs.evaluate_size(tmp_path, "tiny", cs.evaluation_datasets(tokenizer, 20, 20, 20), progress=False)
+    assert set(table.metric) == {"ioi_loss", "ioi_name_loss", "ioi_copy_loss", "ioi_rank_accuracy", "gt_loss",
+                                 "gt_prob_diff", "oml_loss", "oml_accuracy"}
+    assert sorted(table.step.unique()) == [0, 1, 2, 3, 4, 6] and table.value.notna().all()
