@@ -20,6 +20,9 @@ $(STAMP): pyproject.toml
 	# torch before anything that depends on it, so pip never pulls a CUDA build here
 	$(PY) -m pip install --quiet $(TORCH_PIP_ARGS) "$(TORCH)"
 	$(PY) -m pip install --quiet -e ".[test]"
+	# curvlinops (benchmark peer) needs backpack, which needs torchvision (no CPU build): skip its deps
+	$(PY) -m pip install --quiet --no-deps curvlinops-for-pytorch backpack-for-pytorch einconv \
+		linear_operator einops opt-einsum jaxtyping mpmath
 	touch $@
 
 test: $(STAMP)
@@ -37,6 +40,7 @@ lab: $(STAMP)
 
 benchmarks: $(STAMP)
 	$(PY) benchmarks/gram.py
+	$(PY) benchmarks/curvature.py
 
 clean:
 	rm -rf build

@@ -102,7 +102,8 @@ def hessian_matvec(loss_fn: Callable[[Params], Tensor], params: Params) -> Calla
 def _check_orthonormal(basis: Tensor, dim: int) -> None:
     if basis.ndim != 2 or basis.shape[0] != dim:
         raise ValueError(f"orthogonal_to must be a (dim={dim}) x m matrix; got {tuple(basis.shape)}")
-    gram = basis.T @ basis
+    b = basis.double()  # in float32, rounding alone exceeds the tolerance for ~1e5-long vectors
+    gram = b.T @ b
     err = (gram - torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device)).abs().max().item()
     tol = 1e-4 if basis.dtype in (torch.float32, torch.float16, torch.bfloat16) else 1e-8
     if err > tol:
