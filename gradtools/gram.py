@@ -405,6 +405,13 @@ def gram_block(model: nn.Module, loss_fn: LossFn, batch, rows: tuple[int, int], 
                      _Pass("cross", cols[1] - cols[0], stored=stored.features)).dot
 
 
+def squared_norms(model: nn.Module, loss_fn: LossFn, batch, *,
+                  layers: Iterable[str | nn.Module] | None = None) -> Tensor:
+    """The (n,) squared norms of the per-example gradients alone (the diagonal of the Gram)."""
+    chosen = resolve_layers(model, layers)
+    return _run_pass(model, loss_fn, batch, chosen, _Pass("diag", batch_size(batch))).sqnorm
+
+
 def _square_gram(model, loss_fn, batch, layers, rows) -> Tensor:
     dot = None
     for i, (a1, a2) in enumerate(rows):
