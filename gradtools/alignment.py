@@ -1,0 +1,205 @@
+r"""Study 1 per checkpoint: target losses, gradient alignment, destructive interference, name clustering.
+
+Shared-gradient-discovery, section 3 and appendices B-C. For a model at one
+checkpoint and prompt datasets :math:`D` (each example i a prompt with one
+target token, loss :math:`\ell_i = -\log p(t_i \mid x_i)`):
+
+* **target loss and probability**: mean over :math:`D` of :math:`\ell_i` and of
+  :math:`p(t_i \mid x_i) = e^{-\ell_i}`;
+* **gradient alignment** (figure 2, middle): mean and standard deviation over
+  pairs :math:`i \ne j` of :math:`\cos(g_i, g_j)`, with :math:`g_i = \nabla \ell_i`
+  w.r.t. the non-embedding linear layers, from the Gram kernel
+  (:func:`gradtools.gradient_gram`, appendix D.2);
+* **cross alignment** (appendix B.4): the same over pairs :math:`(i \in D_1, j \in D_2)`,
+  :math:`i \ne j` (the datasets share prompts; the pair of one prompt with
+  itself is left out, as in the within-dataset mean);
+* **destructive interference** (figure 2, right): for training sequences j
+  (loss :math:`L_j`, the mean token loss), :math:`c_j = \langle \nabla L_j, \bar g \rangle`
+  with :math:`\bar g = \frac1n \sum_i g_i` the gradient of the mean IOI loss, so a
+  gradient step on a batch B changes the IOI loss by
+  :math:`-\eta \sum_{j \in B} c_j` to first order;
+  :math:`DI(B) = 1 - |\sum_{j \in B} c_j| / \sum_{j \in B} |c_j|` (1: the batch's
+  sequences cancel on IOI; 0: they all push it the same way);
+* **name-unembedding clustering** (appendix B.3): the mean pairwise cosine of the
+  unembedding rows :math:`U_a` of the dataset's names, against the same for as many
+  random non-name tokens.
+
+:func:`checkpoint_table` gathers all of it into one tidy table
+``(dataset, metric, value)`` per checkpoint.
+"""
+from __future__ import annotations
+
+import pandas as pd
+import torch
+from torch import Tensor, nn
+
+from . import capabilities as cap
+from .gram import gradient_gram
+from .lm import sequence_losses, token_losses
+from .prompt_datasets import PromptDataset
+
+
+# ---------------------------------------------------------------- losses
+
+def target_losses(model: nn.Module, ds: PromptDataset) -> Tensor:
+    """(n,) target losses :math:`-\\log p(t_i | x_i)` (float32, CPU)."""
+    return cap.target_loss(cap.last_logits(model, ds), ds.targets)
+
+
+def loss_metrics(model: nn.Module, ds: PromptDataset) -> dict[str, float]:
+    """``loss`` (mean target loss, nats) and ``prob`` (mean target probability) over the dataset."""
+    loss = target_losses(model, ds)
+    return {"loss": loss.mean().item(), "prob": torch.exp(-loss).mean().item()}
+
+
+# ---------------------------------------------------------------- alignment
+
+def _model_batch(model: nn.Module, ds: PromptDataset) -> dict[str, Tensor]:
+    device = next(model.parameters()).device
+    return {k: v.to(device) for k, v in ds.batch().items()}
+
+
+def pairwise_cosines(model: nn.Module, ds: PromptDataset, other: PromptDataset | None = None, *,
+                     block_size: int | None = None) -> Tensor:
+    """Cosines of per-example target-loss gradients over the pairs :math:`i \\ne j`, flat.
+
+    Without ``other``: the n(n-1)/2 pairs ``i < j`` of ``ds``. With ``other`` (the same
+    number of prompts, in the same order): the n(n-1) pairs ``(i of ds, j of other)``,
+    ``i != j``. Gradients w.r.t. the default layers of :func:`gradtools.gradient_gram`.
+    """
+    batch = _model_batch(model, ds)
+    if other is None:
+        return gradient_gram(model, sequence_losses, batch, block_size=block_size).offdiagonal_cosines()
+    if len(other) != len(ds):
+        raise ValueError(f"cross alignment pairs prompt i of {ds.name} with prompt j != i of {other.name}; "
+                         f"they need the same number of prompts ({len(ds)} vs {len(other)})")
+    # the two batches must have the same width for the kernel's shared structure: pad to the longer
+    width = max(batch["input_ids"].shape[1], max(len(p) + 1 for p in other.prompts))
+    ob = _model_batch(model, other)
+    batch, ob = _pad_to(batch, width), _pad_to(ob, width)
+    cos = gradient_gram(model, sequence_losses, batch, other=ob, block_size=block_size).cosine()
+    n = len(ds)
+    return cos[~torch.eye(n, dtype=torch.bool, device=cos.device)]
+
+
+def _pad_to(batch: dict[str, Tensor], width: int) -> dict[str, Tensor]:
+    extra = width - batch["input_ids"].shape[1]
+    if extra <= 0:
+        return batch
+    fill = {"input_ids": 0, "labels": -100, "attention_mask": 0}
+    return {k: torch.nn.functional.pad(v, (0, extra), value=fill[k]) for k, v in batch.items()}
+
+
+def alignment_metrics(cosines: Tensor) -> dict[str, float]:
+    """``cos_mean`` and ``cos_std`` (population std) of a flat tensor of pairwise cosines."""
+    cosines = cosines.double()
+    return {"cos_mean": cosines.mean().item(), "cos_std": cosines.std(unbiased=False).item()}
+
+
+# ---------------------------------------------------------------- destructive interference
+
+def mean_token_losses(model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
+    """(n,) each training sequence's mean next-token loss (the training objective, per sequence)."""
+    per_token = token_losses(model, batch)
+    counts = (batch["labels"][:, 1:] != -100).sum(dim=1).clamp(min=1)
+    return per_token.sum(dim=1) / counts
+
+
+def ioi_contributions(model: nn.Module, training: dict[str, Tensor], ds: PromptDataset, *,
+                      block_size: int | None = None) -> Tensor:
+    r"""(m,) :math:`c_j = \langle \nabla L_j, \frac1n \sum_i g_i \rangle` for the m training sequences.
+
+    ``training``: ``input_ids``, ``labels`` (loss on every token), ``attention_mask``,
+    each (m, S). One cross Gram (m x n) of training sequences against the dataset's
+    examples, averaged over the examples.
+    """
+    device = next(model.parameters()).device
+    training = {k: v.to(device) for k, v in training.items()}
+    prompts = _model_batch(model, ds)
+
+    def loss_fn(m, b):  # the same function must serve both batches: prompts' loss is their one target
+        return mean_token_losses(m, b)
+
+    dot = gradient_gram(model, loss_fn, training, other=prompts, block_size=block_size).dot
+    return dot.mean(dim=1)
+
+
+def destructive_interference(contributions: Tensor, batch_size: int) -> pd.DataFrame:
+    r"""Per training batch (consecutive groups of ``batch_size`` contributions): DI and the sum.
+
+    Columns ``batch``, ``di`` :math:`= 1 - |\sum_j c_j| / \sum_j |c_j|`, ``sum_c``
+    :math:`= \sum_j c_j` (positive: a gradient step on the batch lowers the IOI loss).
+    """
+    c = contributions.double().cpu()
+    rows = []
+    for b, start in enumerate(range(0, len(c) - batch_size + 1, batch_size)):
+        part = c[start:start + batch_size]
+        rows.append(dict(batch=b, di=1 - (part.sum().abs() / part.abs().sum()).item(), sum_c=part.sum().item()))
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------- unembedding clustering
+
+def mean_pairwise_row_cosine(weight: Tensor, rows: Tensor) -> float:
+    """Mean over pairs ``a < b`` of ``cos(W[rows[a]], W[rows[b]])``."""
+    w = torch.nn.functional.normalize(weight[rows].double(), dim=1)
+    cos = w @ w.T
+    i, j = torch.triu_indices(len(rows), len(rows), offset=1)
+    return cos[i, j].mean().item()
+
+
+def unembedding_clustering(model: nn.Module, token_ids: Tensor, n_random: int | None = None,
+                           seed: int = 0) -> dict[str, float]:
+    """Mean pairwise cosine of the unembedding rows of ``token_ids`` (``names``), of random other tokens
+    (``random``, ``n_random`` of them, default as many) and the difference (``excess``)."""
+    weight = model.get_output_embeddings().weight.detach().cpu()
+    token_ids = torch.as_tensor(token_ids).cpu()
+    mask = torch.ones(weight.shape[0], dtype=torch.bool)
+    mask[token_ids] = False
+    pool = torch.nonzero(mask)[:, 0]
+    g = torch.Generator().manual_seed(seed)
+    rand = pool[torch.randperm(len(pool), generator=g)[:n_random or len(token_ids)]]
+    names, random = mean_pairwise_row_cosine(weight, token_ids), mean_pairwise_row_cosine(weight, rand)
+    return {"names": names, "random": random, "excess": names - random}
+
+
+# ---------------------------------------------------------------- one checkpoint
+
+def checkpoint_table(model: nn.Module, datasets: dict[str, PromptDataset], *,
+                     cross: list[tuple[str, str]] = (), training: dict[str, Tensor] | None = None,
+                     interference_dataset: str = "ioi", training_batch_size: int = 16,
+                     name_ids: Tensor | None = None, two_digit_ids: Tensor | None = None,
+                     block_size: int | None = None) -> pd.DataFrame:
+    """All study-1 measurements of one model, as a tidy table ``(dataset, metric, value)``.
+
+    * each dataset: ``loss``, ``prob``, ``cos_mean``, ``cos_std``;
+    * each ``(a, b)`` in ``cross``: dataset ``"a x b"``, ``cos_mean``, ``cos_std``;
+    * ``training`` given: dataset ``"training x <interference_dataset>"``, ``di_mean``, ``di_std``
+      (over batches of ``training_batch_size``), ``lowering_share`` (share of batches whose step
+      lowers that loss, ``sum_c > 0``), ``sum_c_mean``;
+    * ``name_ids`` given: dataset ``"name unembeddings"``, ``names``, ``random``, ``excess``;
+    * ``two_digit_ids`` given and a ``gt`` dataset: ``gt`` ``prob_diff`` (Hanna et al.).
+    """
+    rows = []
+
+    def add(dataset, metrics):
+        rows.extend(dict(dataset=dataset, metric=k, value=float(v)) for k, v in metrics.items())
+
+    for name, ds in datasets.items():
+        add(name, loss_metrics(model, ds))
+        add(name, alignment_metrics(pairwise_cosines(model, ds, block_size=block_size)))
+    for a, b in cross:
+        add(f"{a} x {b}", alignment_metrics(pairwise_cosines(model, datasets[a], datasets[b], block_size=block_size)))
+    if training is not None:
+        c = ioi_contributions(model, training, datasets[interference_dataset], block_size=block_size)
+        di = destructive_interference(c, training_batch_size)
+        add(f"training x {interference_dataset}", {
+            "di_mean": di.di.mean(), "di_std": di.di.std(ddof=0), "lowering_share": (di.sum_c > 0).mean(),
+            "sum_c_mean": di.sum_c.mean()})
+    if name_ids is not None:
+        add("name unembeddings", unembedding_clustering(model, name_ids))
+    if two_digit_ids is not None and "gt" in datasets:
+        gt = datasets["gt"]
+        add("gt", {"prob_diff": cap.gt_probability_difference(
+            cap.last_logits(model, gt), torch.tensor(gt.meta.yy.values), two_digit_ids)})
+    return pd.DataFrame(rows)

@@ -1,0 +1,163 @@
+"""Study 1 per checkpoint: every statistic against per-example gradients computed by a loop (float64)."""
+import copy
+
+import pandas as pd
+import pytest
+import torch
+
+from gradtools import per_example_gradients
+from gradtools import prompt_datasets as pdata
+from gradtools.alignment import (checkpoint_table, destructive_interference, ioi_contributions,
+                                 mean_token_losses, pairwise_cosines, unembedding_clustering)
+from gradtools.checkpoint_sources import open_source
+from gradtools.gram import default_layers
+from gradtools.lm import sequence_losses, tiny_causal_lm
+from gradtools.lm_training import save_checkpoint
+from gradtools.prompt_tasks import build_family, task_family
+from gradtools.shared_gradients import family_datasets, study_table
+from gradtools.subject_verb_agreement import NOUNS, subject_verb_agreement
+from gradtools.word_tokenizer import train_word_tokenizer
+
+VOCAB = 600
+SVA_CORPUS = [" ".join(w for pair in NOUNS for w in pair) + " is are near of with behind"]
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return train_word_tokenizer(SVA_CORPUS, vocab_size=VOCAB)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny_causal_lm(VOCAB, d_model=12, n_layers=2, n_heads=2, context=32, seed=3, dtype=torch.float64)
+
+
+def loop_cosines(model, batch, other=None):
+    g = per_example_gradients(model, sequence_losses, batch)
+    h = g if other is None else per_example_gradients(model, sequence_losses, other)
+    return torch.nn.functional.normalize(g, dim=1) @ torch.nn.functional.normalize(h, dim=1).T
+
+
+def test_within_and_cross_alignment_equal_the_per_example_loop(model, tok):
+    ioi, ioi_copy = pdata.ioi(tok, 7, seed=1), pdata.ioi_copy(tok, 7, seed=1)
+    dense = loop_cosines(model, ioi.batch())
+    i, j = torch.triu_indices(7, 7, offset=1)
+    assert torch.allclose(pairwise_cosines(model, ioi), dense[i, j], atol=1e-10)
+    assert torch.allclose(pairwise_cosines(model, ioi, block_size=3), dense[i, j], atol=1e-10)
+    cross = loop_cosines(model, ioi.batch(), ioi_copy.batch())
+    off = ~torch.eye(7, dtype=torch.bool)
+    got = pairwise_cosines(model, ioi, ioi_copy)
+    assert got.shape == (42,) and torch.allclose(got, cross[off], atol=1e-10)
+    assert not torch.allclose(got, dense[off])  # the control's targets change the gradients
+
+
+def test_interference_contributions_equal_the_loop(model, tok):
+    ioi = pdata.ioi(tok, 5, seed=2)
+    ids = torch.randint(2, VOCAB, (6, 10), generator=torch.Generator().manual_seed(0))
+    training = {"input_ids": ids, "labels": ids.clone(), "attention_mask": torch.ones_like(ids)}
+    c = ioi_contributions(model, training, ioi)
+    g_train = per_example_gradients(model, mean_token_losses, training)
+    g_ioi = per_example_gradients(model, sequence_losses, ioi.batch()).mean(dim=0)
+    assert torch.allclose(c, g_train @ g_ioi, atol=1e-12)
+    # first-order meaning: an SGD step on the batch (chosen layers only) changes the IOI loss by -lr * sum c
+    stepped = copy.deepcopy(model)
+    params = [p for m in default_layers(stepped).values() for p in m.parameters(recurse=False)]
+    grads = torch.autograd.grad(mean_token_losses(stepped, training).sum(), params)
+    lr = 1e-6
+    with torch.no_grad():
+        before = sequence_losses(stepped, ioi.batch()).mean()
+        for p, g in zip(params, grads):
+            p -= lr * g
+        after = sequence_losses(stepped, ioi.batch()).mean()
+    assert (after - before).item() == pytest.approx(-lr * c.sum().item(), rel=1e-3)
+
+
+def test_destructive_interference_formula():
+    c = torch.tensor([1.0, -1.0, 2.0, 2.0, 3.0, -1.0])
+    di = destructive_interference(c, batch_size=2)
+    assert di.di.tolist() == pytest.approx([1.0, 0.0, 1 - 2 / 4])
+    assert di.sum_c.tolist() == pytest.approx([0.0, 4.0, 2.0])
+    assert len(destructive_interference(c, batch_size=4)) == 1  # an incomplete last batch is dropped
+
+
+def test_unembedding_clustering_against_direct_cosines(model):
+    ids = torch.tensor([3, 7, 11, 20])
+    got = unembedding_clustering(model, ids, seed=4)
+    u = torch.nn.functional.normalize(model.get_output_embeddings().weight.detach()[ids], dim=1)
+    cos = u @ u.T
+    assert got["names"] == pytest.approx(cos[torch.triu_indices(4, 4, 1).unbind()].mean().item())
+    assert got["excess"] == pytest.approx(got["names"] - got["random"])
+    clustered = tiny_causal_lm(VOCAB, d_model=12, n_layers=1, n_heads=2, context=32, dtype=torch.float64)
+    with torch.no_grad():
+        clustered.get_output_embeddings().weight[ids] = clustered.get_output_embeddings().weight[ids[0]].clone()
+    assert unembedding_clustering(clustered, ids)["names"] == pytest.approx(1.0)
+
+
+def test_checkpoint_table_losses_and_entries(model, tok):
+    datasets, cross = family_datasets(["ioi", "oml"], tok, 4)
+    assert cross == [("ioi", "ioi_rand"), ("ioi", "ioi_name"), ("ioi", "ioi_copy"),
+                     ("oml", "oml_month"), ("oml", "oml_copy")]
+    names = torch.tensor(list(pdata.single_token_ids(tok, pdata.NAMES).values()))
+    ids = torch.randint(2, VOCAB, (8, 10), generator=torch.Generator().manual_seed(1))
+    training = {"input_ids": ids, "labels": ids.clone(), "attention_mask": torch.ones_like(ids)}
+    table = checkpoint_table(model, datasets, cross=cross, training=training, training_batch_size=4, name_ids=names)
+    got = table.set_index(["dataset", "metric"]).value
+    oml = datasets["oml"]
+    with torch.no_grad():
+        losses = sequence_losses(model, oml.batch())
+    assert got["oml", "loss"] == pytest.approx(losses.mean().item(), rel=1e-5)
+    assert got["oml", "prob"] == pytest.approx(torch.exp(-losses).mean().item(), rel=1e-5)
+    dense = loop_cosines(model, oml.batch())[torch.triu_indices(4, 4, 1).unbind()]
+    assert got["oml", "cos_mean"] == pytest.approx(dense.mean().item(), abs=1e-10)
+    assert got["oml", "cos_std"] == pytest.approx(dense.std(unbiased=False).item(), abs=1e-10)
+    assert 0 <= got["training x ioi", "di_mean"] <= 1
+    assert {"ioi x ioi_name", "ioi x ioi_copy", "name unembeddings"} <= set(table.dataset)
+    assert table.value.notna().all()
+
+
+def test_subject_verb_agreement_plugs_in_as_one_function(model, tok):
+    """The README's adaptation: a new task family named 'module:function', run through the study."""
+    spec = "gradtools.subject_verb_agreement:subject_verb_agreement"
+    fam = build_family(spec, tok, 40, seed=0)
+    assert list(fam) == ["sva", "sva_wrong", "sva_attractor"]
+    singular = {s for s, _ in NOUNS}
+    for i, row in fam["sva"].meta.iterrows():
+        verb = tok.id_to_token(int(fam["sva"].targets[i]))
+        wrong = tok.id_to_token(int(fam["sva_wrong"].targets[i]))
+        attract = tok.id_to_token(int(fam["sva_attractor"].targets[i]))
+        assert verb == ("is" if row.subject in singular else "are") and wrong != verb
+        assert attract == ("is" if row.attractor in singular else "are")
+        assert tok.id_to_token(fam["sva"].prompts[i][1]) == row.subject
+    assert fam["sva"].meta.plural.nunique() == 2
+    datasets, cross = family_datasets([spec], tok, 6)
+    table = checkpoint_table(model, datasets, cross=cross)
+    assert set(table.dataset) == {"sva", "sva_wrong", "sva_attractor", "sva x sva_wrong", "sva x sva_attractor"}
+    # a tokenizer without the nouns stops with the offenders named
+    small = train_word_tokenizer(["nothing here"], vocab_size=VOCAB)
+    with pytest.raises(ValueError, match="'frogs' \\(unknown token\\)"):
+        subject_verb_agreement(small, 4)
+    with pytest.raises(ValueError, match="unknown task"):
+        task_family("nonsense")
+    with pytest.raises(ValueError, match="cannot import"):
+        task_family("gradtools.subject_verb_agreement:nothing")
+
+
+def test_generators_stop_on_a_name_that_is_not_one_token(tok):
+    with pytest.raises(ValueError, match="'Zebedee' \\(unknown token\\)"):
+        pdata.ioi(tok, 4, names=["Mary", "John", "Zebedee"])
+
+
+def test_study_table_caches_one_table_per_checkpoint(tmp_path, tok):
+    folder = tmp_path / "suite"
+    for step in (0, 3):
+        save_checkpoint(tiny_causal_lm(VOCAB, d_model=8, n_layers=1, n_heads=2, context=32, seed=step),
+                        folder / "tiny", step)
+    tok.save(str(folder / "tokenizer.json"))
+    src = open_source(folder)
+    table = study_table(src, ["oml"], n=5, cache_root=tmp_path / "cache", progress=False)
+    assert list(table.columns) == ["size", "step", "dataset", "metric", "value"]
+    assert table.groupby("step").size().tolist() == [16, 16]  # 3 datasets x 4 + 2 crosses x 2
+    cached = list((tmp_path / "cache").glob("shared_gradients-*/*.parquet"))
+    assert len(cached) == 2
+    again = study_table(src, ["oml"], n=5, cache_root=tmp_path / "cache", progress=False)
+    pd.testing.assert_frame_equal(table, again)

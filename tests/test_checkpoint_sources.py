@@ -1,0 +1,115 @@
+"""Checkpoint sources of study 1: the local suite, a folder, a hub model with revisions (offline)."""
+import json
+
+import pytest
+import torch
+
+from gradtools import prompt_datasets as pdata
+from gradtools.checkpoint_sources import log_spaced_subset, open_source
+from gradtools.lm import sequence_losses, tiny_causal_lm
+from gradtools.lm_training import save_checkpoint
+from gradtools.suite_corpus import mixed_batch_fn
+from gradtools.word_tokenizer import train_word_tokenizer
+
+VOCAB = 600
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return train_word_tokenizer(["a small corpus with some words"], vocab_size=VOCAB)
+
+
+def tiny(seed):
+    return tiny_causal_lm(VOCAB, d_model=8, n_layers=1, n_heads=2, context=32, seed=seed)
+
+
+def losses(model, tok):
+    return sequence_losses(model, pdata.ioi(tok, 4).batch())
+
+
+def test_folder_of_step_checkpoints_in_step_order(tmp_path, tok):
+    folder = tmp_path / "run7"
+    models = {step: tiny(seed) for seed, step in enumerate([64, 0, 1000, 8])}
+    for step, model in models.items():
+        save_checkpoint(model, folder, step)
+    tok.save(str(folder / "tokenizer.json"))
+    src = open_source(folder)
+    assert src.sizes == ["run7"] and src.steps("run7") == [0, 8, 64, 1000]
+    assert src.training_batches is None  # no streams.pt: no destructive interference
+    for ck in src.checkpoints:
+        assert torch.allclose(losses(ck.load(), tok), losses(models[ck.step], tok))
+    assert src.tokenizer.get_vocab() == tok.get_vocab()
+
+
+def test_suite_layout_redraws_the_training_batches_after_a_checkpoint(tmp_path, tok):
+    """<suite>/<size>/step-N with streams.pt + recipe.json: the batches the model saw next."""
+    for size, seed in [("small", 0), ("large", 1)]:
+        for step in (0, 4):
+            save_checkpoint(tiny(seed + step), tmp_path / size, step)
+        recipe = dict(story_fraction=0.5, batch_size=3, context=6, seed=5)
+        (tmp_path / size / "recipe.json").write_text(json.dumps(recipe))
+    tok.save(str(tmp_path / "tokenizer.json"))
+    streams = {"stories": torch.arange(100, 300), "wiki": torch.arange(400, 500)}
+    torch.save(streams, tmp_path / "streams.pt")
+    src = open_source(tmp_path)
+    assert src.sizes == ["large", "small"] and src.steps("small") == [0, 4]
+    got = src.training_batches("small", 4, 5)
+    fn = mixed_batch_fn(streams["stories"], streams["wiki"], story_fraction=0.5, batch_size=3, context=6, seed=5)
+    expected = torch.cat([fn(4)["input_ids"], fn(5)["input_ids"]])[:5]
+    assert torch.equal(got["input_ids"], expected) and torch.equal(got["labels"], expected)
+    assert got["attention_mask"].shape == (5, 6)
+    assert [c.step for c in src.select(["small"], max_per_size=1).checkpoints] == [4]
+    with pytest.raises(ValueError, match="no size"):
+        src.select(["medium"])
+
+
+def test_hub_model_with_step_revisions_offline(tmp_path, tok):
+    """hf:NAME reads every `stepN` revision from a local cache in huggingface_hub's layout."""
+    from transformers import PreTrainedTokenizerFast
+
+    repo = tmp_path / "models--org--tiny"
+    models = {}
+    for seed, revision in enumerate(["step512", "step1", "step64", "main"]):
+        commit = f"{seed:040x}"
+        model = tiny(seed)
+        model.save_pretrained(repo / "snapshots" / commit)
+        PreTrainedTokenizerFast(tokenizer_object=tok).save_pretrained(repo / "snapshots" / commit)
+        (repo / "refs").mkdir(parents=True, exist_ok=True)
+        (repo / "refs" / revision).write_text(commit)
+        models[revision] = model
+    src = open_source("hf:org/tiny", cache_dir=tmp_path)
+    assert [c.step for c in src.checkpoints] == [1, 64, 512]  # numeric order; "main" is no step
+    assert src.sizes == ["org/tiny"]
+    for ck in src.checkpoints:
+        assert torch.allclose(losses(ck.load(), tok), losses(models[ck.revision], tok))
+    # the hub tokenizer builds the same prompts as the tokenizers one
+    assert pdata.ioi(src.tokenizer, 5).prompts == pdata.ioi(tok, 5).prompts
+    with pytest.raises(FileNotFoundError, match="no `stepN` revision of 'org/other'"):
+        open_source("hf:org/other", cache_dir=tmp_path)
+
+
+def test_missing_sources_fail_before_compute(tmp_path, monkeypatch):
+    with pytest.raises(FileNotFoundError, match="no such folder"):
+        open_source(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="holds no checkpoints"):
+        open_source(tmp_path / "empty")
+    monkeypatch.setenv("GRADTOOLS_ROOT", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="00_checkpoint_suite"):
+        open_source(None, "smoke")
+
+
+def test_zsl_layout_is_refused_with_a_reason(tmp_path):
+    step = tmp_path / "zsl" / "step-100"
+    step.mkdir(parents=True)
+    (step / "model.pt").write_bytes(b"")
+    (step / "config.yaml").write_text("d_model: 8\n")
+    with pytest.raises(ValueError, match="zsl-checkpoints layout"):
+        open_source(tmp_path / "zsl")
+
+
+def test_log_spaced_subset():
+    steps = [0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000, 1250, 1500, 1750, 2000]
+    sub = log_spaced_subset(steps, 6)
+    assert len(sub) == 6 and sub[0] == 0 and sub[-1] == 2000 and set(sub) <= set(steps)
+    assert log_spaced_subset(steps[:3], 6) == steps[:3]
