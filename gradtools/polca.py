@@ -209,9 +209,10 @@ def polca_over_training(per_token_loss_fn: Callable[[Params], Tensor], load_para
             nxt = load_params(steps[t + 1])
             with torch.no_grad():
                 out["loss"].append(per_token_loss_fn(current).detach())
-            along_basis = polca_terms(per_token_loss_fn, current, nxt, stacked, chunk=chunk)
-            along_step = polca_terms(per_token_loss_fn, current, nxt, full_step=True)
-            out["terms"].append(PolcaTerms(*(torch.cat([a, b]) for a, b in zip(along_basis, along_step))))
+            # the full step d_t/|d_t| rides in the same vmapped passes as the basis: one call per interval
+            step = flatten(nxt) - flatten(current)
+            directions = torch.cat([stacked.to(step.dtype), (step / step.norm().clamp_min(1e-30))[:, None]], dim=1)
+            out["terms"].append(polca_terms(per_token_loss_fn, current, nxt, directions, chunk=chunk))
             current = nxt
         return out
 
@@ -244,20 +245,30 @@ def projected_loss(polca: Tensor) -> Tensor:
     return torch.cat([torch.zeros_like(polca[:1]), polca.cumsum(0)])
 
 
-def decomposition_check(loss: Tensor, predicted: Tensor) -> pd.DataFrame:
+def decomposition_check(loss: Tensor, predicted: Tensor, span: int = 1) -> pd.DataFrame:
     r"""How much of each interval's actual per-token loss change a prediction explains.
 
     Args:
         loss: (T, n) exact per-token losses at the checkpoints.
         predicted: (T-1, n) predicted change per interval (e.g. a POLCA sum).
+        span: compare over non-overlapping blocks of ``span`` consecutive intervals:
+            the actual change :math:`\ell(t+s) - \ell(t)` against the summed predictions
+            :math:`\sum_{u=t}^{t+s-1}\hat\Delta(u)` (what a projected loss accumulates).
+            Intervals left over at the end are dropped.
 
     Returns:
-        one row per interval: ``mean_abs_change`` :math:`\overline{|\Delta\ell_i|}`,
+        one row per interval (block): ``mean_abs_change`` :math:`\overline{|\Delta\ell_i|}`,
         ``mean_abs_error`` :math:`\overline{|\Delta\ell_i - \hat\Delta_i|}`, and
         ``explained`` :math:`1 - \sum_i(\Delta\ell_i - \hat\Delta_i)^2 / \sum_i \Delta\ell_i^2`
         (1: exact; 0: no better than predicting no change).
     """
-    actual = loss[1:] - loss[:-1]
+    if span < 1:
+        raise ValueError("span must be at least 1")
+    blocks = (loss.shape[0] - 1) // span
+    ends = torch.arange(blocks + 1) * span
+    actual = loss[ends[1:]] - loss[ends[:-1]]
+    predicted = projected_loss(predicted)[ends]
+    predicted = predicted[1:] - predicted[:-1]
     err = actual - predicted
     return pd.DataFrame({
         "interval": np.arange(actual.shape[0]),

@@ -185,6 +185,20 @@ def test_projected_loss_filters_and_decomposition_check():
     assert table.mean_abs_error.tolist() == pytest.approx([0.0, 0.5])
 
 
+def test_decomposition_check_over_spans_compares_summed_predictions():
+    loss = torch.tensor([[1.0, 2.0], [0.0, 2.0], [0.0, 0.0], [3.0, 3.0], [5.0, 5.0]])  # T = 5
+    predicted = torch.tensor([[-1.0, 0.0], [0.0, -1.0], [2.0, 2.0], [1.0, 1.0]])
+    one = decomposition_check(loss, predicted)
+    assert one.equals(decomposition_check(loss, predicted, span=1)) and len(one) == 4
+    two = decomposition_check(loss, predicted, span=2)  # blocks 0->2, 2->4: actual [-1,-2], [5,5]; sums [-1,-1], [3,3]
+    assert two.explained.tolist() == pytest.approx([1 - 1 / 5, 1 - 8 / 50])
+    assert two.mean_abs_change.tolist() == pytest.approx([1.5, 5.0])
+    three = decomposition_check(loss, predicted, span=3)  # one block 0->3, the last interval dropped
+    assert len(three) == 1 and three.explained.tolist() == pytest.approx([1 - 1 / 5])
+    with pytest.raises(ValueError):
+        decomposition_check(loss, predicted, span=0)
+
+
 def test_homogeneity_and_its_chance_level():
     clusters = np.array([0, 0, 0, 0, 1, 1, 1, -1, -1])
     labels = np.array(["a", "a", "a", "b", "b", "b", "a", "a", "b"])
