@@ -62,8 +62,7 @@ def study_table(source: CheckpointSource, families: list[str], *, n: dict[str, i
     two_digits = pdata.two_digit_ids(tokenizer) if "gt" in families else None
     use_training = with_ioi and source.training_batches is not None
     settings = dict(source=source.name, families=families, n=n, seed=seed, block_size=block_size,
-                    n_training=n_training if use_training else 0, training_batch_size=training_batch_size,
-                    sizes={s: len(datasets[next(iter(datasets))]) for s in source.sizes})
+                    n_training=n_training if use_training else 0, training_batch_size=training_batch_size)
     folder = Path(cache_root) / f"shared_gradients-{settings_key(settings)}"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "settings.json").write_text(json.dumps(settings, indent=1, default=str))
