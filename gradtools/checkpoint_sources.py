@@ -72,7 +72,8 @@ class CheckpointSource:
         training_batches: ``training_batches(size, step, n)`` -> the first ``n`` training
             sequences the model saw after ``step`` (``input_ids``, ``labels``,
             ``attention_mask``, each (n, context)), or None when the source has no
-            training data.
+            training data; it returns None for a size whose training recipe is not
+            written yet (a suite still training).
     """
     name: str
     checkpoints: list[Checkpoint]
@@ -157,9 +158,8 @@ def _suite_training_batches(folder: Path) -> Callable[[str, int, int], dict[str,
 
     def training_batches(size: str, step: int, n: int) -> dict[str, Tensor]:
         recipe_path = folder / size / "recipe.json"
-        if not recipe_path.exists():
-            raise FileNotFoundError(f"{recipe_path} is missing (written when a size's training ends): "
-                                    "the training batches of this size cannot be re-drawn")
+        if not recipe_path.exists():  # written when a size's training ends: batches cannot be re-drawn yet
+            return None
         from .suite_corpus import mixed_batch_fn
         recipe = json.loads(recipe_path.read_text())
         if not streams:

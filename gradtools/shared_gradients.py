@@ -51,7 +51,9 @@ def study_table(source: CheckpointSource, families: list[str], *, n: dict[str, i
     """Tidy ``(size, step, dataset, metric, value)`` of every checkpoint of ``source`` (see module doc).
 
     Destructive interference is measured on IOI when ``"ioi"`` is among the families and
-    the source has training data (``n_training`` sequences, batches of ``training_batch_size``).
+    the source has training data for the size (``n_training`` sequences, batches of
+    ``training_batch_size``); a checkpoint measured without it is cached under a key ending
+    in ``__no-di``, so it is recomputed once the training data appears.
     Name clustering uses the names of :data:`gradtools.prompt_datasets.NAMES` when IOI is run.
     """
     tokenizer = source.tokenizer
@@ -68,17 +70,24 @@ def study_table(source: CheckpointSource, families: list[str], *, n: dict[str, i
     (folder / "settings.json").write_text(json.dumps(settings, indent=1, default=str))
     by_job = {(c.size, c.step): c for c in source.checkpoints}
 
+    def training(job):
+        return source.training_batches(*job, n_training) if use_training else None
+
+    with_di = {job: training(job) is not None for job in by_job} if use_training else {}
+
     def compute(job):
         checkpoint = by_job[job]
         model = checkpoint.load()
-        training = source.training_batches(*job, n_training) if use_training else None
-        table = checkpoint_table(model, datasets, cross=cross, training=training,
+        table = checkpoint_table(model, datasets, cross=cross, training=training(job),
                                  training_batch_size=training_batch_size, name_ids=name_ids,
                                  two_digit_ids=two_digits, block_size=block_size)
         return table.assign(size=checkpoint.size, step=checkpoint.step)[
             ["size", "step", "dataset", "metric", "value"]]
 
-    return run_jobs(list(by_job), compute, folder, key=lambda job: f"{job[0]}__step{job[1]:09d}",
+    def key(job):
+        return f"{job[0]}__step{job[1]:09d}" + ("" if with_di.get(job) or not use_training else "__no-di")
+
+    return run_jobs(list(by_job), compute, folder, key=key,
                     progress=progress)
 
 

@@ -58,6 +58,8 @@ def test_suite_layout_redraws_the_training_batches_after_a_checkpoint(tmp_path, 
     expected = torch.cat([fn(4)["input_ids"], fn(5)["input_ids"]])[:5]
     assert torch.equal(got["input_ids"], expected) and torch.equal(got["labels"], expected)
     assert got["attention_mask"].shape == (5, 6)
+    (tmp_path / "large" / "recipe.json").unlink()  # a size still training: no batches yet, no error
+    assert src.training_batches("large", 0, 5) is None
     assert [c.step for c in src.select(["small"], max_per_size=1).checkpoints] == [4]
     with pytest.raises(ValueError, match="no size"):
         src.select(["medium"])
