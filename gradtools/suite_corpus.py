@@ -11,16 +11,19 @@
   a memorised template:
 
   - ``ioi``: two names, one repeated as the subject, the other one the object at
-    the end (``Kate and Tom walked into the market. Kate handed the key to Tom.``),
-    first mentions in either order: predicting the last word needs "the name
-    that was not repeated";
+    the end (``Kate and Tom walked into the market. It was late. Kate handed the key
+    to Tom.``), composed from 12 introductions (names in either order), 0-2 filler
+    sentences and 18 actions: predicting the last word needs "the name that was
+    not repeated", at varying distances;
   - ``distractor``: the same names, places and objects, and the words of the
     evaluation templates, in sentences with no IOI structure, so that names
     alone do not predict an IOI answer;
   - ``year``: events running from a year to a later year (``The siege began in
-    1732 and ended in 1756.``), mostly within one century: greater-than;
-  - ``month``: events lasting one month from a month to the next, with some
-    lasting two months as distractors: one-month-later.
+    1732 and ended in 1756.``, ``... in the year 1732 ... by the year 1756``),
+    95% within one century: greater-than;
+  - ``month``: events lasting one month from a month to the next (``in the month
+    of May ... in the month of June``), with some lasting two months as
+    distractors: one-month-later.
 
 Batches are windows of a fixed length cut at random offsets from two token
 streams (stories, Wikipedia), the source of each row drawn with probability
@@ -41,25 +44,52 @@ from .prompt_datasets import EVENTS, MONTHS, NAMES, OBJECTS, PLACES
 
 WIKI_DUMP = "test/test_data/enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
 
-# Training story templates. [S] is the repeated subject, [IO] the indirect object.
-TRAIN_IOI_TEMPLATES = [
-    "[S] and [IO] walked into the [PLACE]. [S] handed the [OBJECT] to [IO].",
-    "At the [PLACE], [S] met [IO]. [S] passed a [OBJECT] to [IO].",
-    "[S] and [IO] were sitting in the [PLACE], and [S] threw the [OBJECT] to [IO].",
-    "[S] visited [IO] at the [PLACE]. Later [S] showed the [OBJECT] to [IO].",
-    "Yesterday [S] and [IO] cleaned the [PLACE]. [S] lent a [OBJECT] to [IO].",
-    "[S] and [IO] ran to the [PLACE], where [S] sold the [OBJECT] to [IO].",
-    "In the [PLACE], [S] and [IO] talked for hours. Then [S] offered a [OBJECT] to [IO].",
-    "[S] and [IO] arrived at the [PLACE] early. [S] brought a [OBJECT] for [IO].",
-    "Once [S] and [IO] left the [PLACE], [S] sent a [OBJECT] to [IO].",
-    "[S] called [IO] from the [PLACE]. Soon [S] mailed the [OBJECT] to [IO].",
-    "Both [S] and [IO] liked the [PLACE]. One day [S] gave the [OBJECT] to [IO].",
-    "[S] and [IO] stayed at the [PLACE] all day. In the end [S] returned the [OBJECT] to [IO].",
-    "[S] saw [IO] near the [PLACE], so [S] waved to [IO].",
-    "[S] and [IO] played outside the [PLACE]. Later [S] said goodbye to [IO].",
-    "[S] and [IO] shared a [OBJECT] at the [PLACE]. [S] smiled at [IO].",
-    "On Monday [S] and [IO] painted the [PLACE], and [S] thanked [IO].",
+# Training IOI stories are composed: an introduction naming both people (either
+# order), 0-2 filler sentences, then an action from [S] to [IO]. The many
+# combinations and varying distances leave "the name not repeated" as the only rule
+# that predicts the last word: with 16 fixed templates (corpus v2) the models solved
+# the training templates (99.7% [IO] over [S]) but copied [S] on the held-out ones.
+IOI_INTROS = [  # [N1] [N2] are [S] [IO] in either order
+    "[N1] and [N2] walked into the [PLACE].",
+    "At the [PLACE], [N1] met [N2].",
+    "[N1] and [N2] were sitting in the [PLACE].",
+    "[N1] visited [N2] at the [PLACE].",
+    "Yesterday [N1] and [N2] cleaned the [PLACE].",
+    "[N1] and [N2] ran to the [PLACE].",
+    "In the [PLACE], [N1] and [N2] talked for hours.",
+    "[N1] and [N2] arrived at the [PLACE] early.",
+    "[N1] called [N2] from the [PLACE].",
+    "Both [N1] and [N2] liked the [PLACE].",
+    "[N1] saw [N2] near the [PLACE].",
+    "On Monday [N1] and [N2] painted the [PLACE].",
 ]
+IOI_FILLERS = [
+    "It was a sunny day.", "The [PLACE] was very busy.", "They stayed there for a long time.",
+    "Everyone was happy.", "The [OBJECT] was on the table.", "It was late in the evening.",
+    "Nobody else was there.", "The weather was cold.",
+]
+IOI_CONNECTORS = ["", "Later", "Then", "Soon", "In the end", "After a while,", "One day", "At last"]
+IOI_ACTIONS = [
+    "[S] handed the [OBJECT] to [IO].", "[S] passed a [OBJECT] to [IO].", "[S] threw the [OBJECT] to [IO].",
+    "[S] showed the [OBJECT] to [IO].", "[S] lent a [OBJECT] to [IO].", "[S] sold the [OBJECT] to [IO].",
+    "[S] offered a [OBJECT] to [IO].", "[S] brought a [OBJECT] for [IO].", "[S] sent a [OBJECT] to [IO].",
+    "[S] mailed the [OBJECT] to [IO].", "[S] gave the [OBJECT] to [IO].", "[S] returned the [OBJECT] to [IO].",
+    "[S] waved to [IO].", "[S] said goodbye to [IO].", "[S] smiled at [IO].", "[S] thanked [IO].",
+    "[S] wanted to show the [OBJECT] to [IO].", "[S] decided to lend the [OBJECT] to [IO].",
+]
+
+
+def ioi_story_template(rng: random.Random) -> str:
+    """One composed IOI training template (slots [S], [IO], [PLACE], [OBJECT])."""
+    intro = rng.choice(IOI_INTROS)
+    first, second = ("[S]", "[IO]") if rng.random() < 0.5 else ("[IO]", "[S]")
+    parts = [intro.replace("[N1]", first).replace("[N2]", second)]
+    parts += rng.sample(IOI_FILLERS, rng.randint(0, 2))
+    connector, action = rng.choice(IOI_CONNECTORS), rng.choice(IOI_ACTIONS)
+    parts.append(f"{connector} {action}".strip())
+    return " ".join(parts)
+
+
 DISTRACTOR_TEMPLATES = [
     "Then, [X] went to the [PLACE] alone.",
     "[X] had a lot of fun at the [PLACE].",
@@ -81,6 +111,8 @@ YEAR_TEMPLATES = [
     "In [Y1] the [EVENT] broke out, and peace came in [Y2].",
     "Between [Y1] and [Y2] the [EVENT] went on.",
     "The [EVENT] lasted from [Y1] until [Y2].",
+    "The [EVENT] began in the year [Y1] and ended in the year [Y2].",
+    "In the year [Y1] the [EVENT] started; by the year [Y2] it was over.",
 ]
 MONTH_TEMPLATES = [  # [M2] is one month after [M1]; [M3] two months after
     "The [EVENT] began in [M1] and ended in [M2].",
@@ -89,6 +121,8 @@ MONTH_TEMPLATES = [  # [M2] is one month after [M1]; [M3] two months after
     "After [M1] comes [M2].",
     "The [EVENT] lasted two months, from [M1] to [M3].",
     "In [M1], the [EVENT] ended.",
+    "In the month of [M1] the [EVENT] began, and in the month of [M2] it ended.",
+    "[X] left in the month of [M1] and came back one month later, in the month of [M2].",
 ]
 STORY_KINDS = {"ioi": 0.5, "distractor": 0.2, "year": 0.15, "month": 0.15}
 
@@ -128,11 +162,7 @@ def story(kind: str, rng: random.Random) -> str:
     """One generated story of ``kind`` (a key of :data:`STORY_KINDS`)."""
     if kind == "ioi":
         s, io = rng.sample(NAMES, 2)
-        t = rng.choice(TRAIN_IOI_TEMPLATES)
-        if rng.random() < 0.5:
-            # Swap the first mentions (ABBA order), so the answer is "the name not repeated",
-            # never "the second name" (the evaluation has both orders).
-            t = t.replace("[S]", "[TMP]", 1).replace("[IO]", "[S]", 1).replace("[TMP]", "[IO]", 1)
+        t = ioi_story_template(rng)
         slots = {"S": s, "IO": io}
     elif kind == "distractor":
         x, y = rng.sample(NAMES, 2)
@@ -140,7 +170,7 @@ def story(kind: str, rng: random.Random) -> str:
         slots = {"X": x, "Y": y}
     elif kind == "year":
         century, yy = rng.randint(10, 19), rng.randint(0, 98)
-        if rng.random() < 0.8:  # mostly within the century, where the answer is a larger YY
+        if rng.random() < 0.95:  # mostly within the century, where the answer is a larger YY
             y2 = _year(rng, century, rng.randint(yy + 1, 99))
         else:
             y2 = _year(rng, century + 1, rng.randint(0, 99))
