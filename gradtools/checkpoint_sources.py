@@ -30,6 +30,7 @@ Every error about a missing folder, revision or tokenizer is raised by
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -59,6 +60,20 @@ class Checkpoint:
     def load(self, dtype: torch.dtype = torch.float32) -> nn.Module:
         """The model in eval mode (``gradtools.lm.load_causal_lm``)."""
         return load_causal_lm(self.location, revision=self.revision, cache_dir=self.cache_dir, dtype=dtype)
+
+    def fingerprint(self) -> str:
+        """A short hash of what the checkpoint holds, so a cache never outlives a retrained checkpoint.
+
+        Folders: names, sizes and modification times of its files; hub revisions: the
+        commit that ``refs/<revision>`` points to.
+        """
+        if self.revision is None:
+            files = sorted(p for p in Path(self.location).iterdir() if p.is_file())
+            text = ";".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files)
+        else:
+            ref = hub_cache_dir(self.cache_dir) / f"models--{self.location.replace('/', '--')}" / "refs" / self.revision
+            text = ref.read_text().strip() if ref.exists() else self.revision
+        return hashlib.sha1(text.encode()).hexdigest()[:8]
 
 
 @dataclass

@@ -53,7 +53,8 @@ def study_table(source: CheckpointSource, families: list[str], *, n: dict[str, i
     Destructive interference is measured on IOI when ``"ioi"`` is among the families and
     the source has training data for the size (``n_training`` sequences, batches of
     ``training_batch_size``); a checkpoint measured without it is cached under a key ending
-    in ``__no-di``, so it is recomputed once the training data appears.
+    in ``__no-di``, so it is recomputed once the training data appears. Cache keys carry the
+    checkpoint's fingerprint, so a retrained checkpoint is measured again.
     Name clustering uses the names of :data:`gradtools.prompt_datasets.NAMES` when IOI is run.
     """
     tokenizer = source.tokenizer
@@ -85,7 +86,8 @@ def study_table(source: CheckpointSource, families: list[str], *, n: dict[str, i
             ["size", "step", "dataset", "metric", "value"]]
 
     def key(job):
-        return f"{job[0]}__step{job[1]:09d}" + ("" if with_di.get(job) or not use_training else "__no-di")
+        base = f"{job[0].replace('/', '--')}__step{job[1]:09d}__{by_job[job].fingerprint()}"
+        return base + ("" if with_di.get(job) or not use_training else "__no-di")
 
     return run_jobs(list(by_job), compute, folder, key=key,
                     progress=progress)

@@ -161,3 +161,9 @@ def test_study_table_caches_one_table_per_checkpoint(tmp_path, tok):
     assert len(cached) == 2
     again = study_table(src, ["oml"], n=5, cache_root=tmp_path / "cache", progress=False)
     pd.testing.assert_frame_equal(table, again)
+    # a retrained checkpoint (same step, new weights) is measured again, not read from the cache
+    save_checkpoint(tiny_causal_lm(VOCAB, d_model=8, n_layers=1, n_heads=2, context=32, seed=9), folder / "tiny", 3)
+    retrained = study_table(open_source(folder), ["oml"], n=5, cache_root=tmp_path / "cache", progress=False)
+    assert len(list((tmp_path / "cache").glob("shared_gradients-*/*.parquet"))) == 3
+    changed = retrained[retrained.step == 3].value.to_numpy() != table[table.step == 3].value.to_numpy()
+    assert changed.any()
