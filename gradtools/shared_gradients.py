@@ -47,7 +47,7 @@ def settings_key(settings: dict) -> str:
 
 def study_table(source: CheckpointSource, families: list[str], *, n: dict[str, int | None] | int | None,
                 cache_root: str | Path, seed: int = 0, n_training: int = 64, training_batch_size: int = 16,
-                block_size: int | None = None, progress: bool = True) -> pd.DataFrame:
+                block_size: int | None = None, device: str | None = None, progress: bool = True) -> pd.DataFrame:
     """Tidy ``(size, step, dataset, metric, value)`` of every checkpoint of ``source`` (see module doc).
 
     Destructive interference is measured on IOI when ``"ioi"`` is among the families and
@@ -55,8 +55,10 @@ def study_table(source: CheckpointSource, families: list[str], *, n: dict[str, i
     ``training_batch_size``); a checkpoint measured without it is cached under a key ending
     in ``__no-di``, so it is recomputed once the training data appears. Cache keys carry the
     checkpoint's fingerprint, so a retrained checkpoint is measured again.
+    ``device``: where the models run (default: CUDA when available, else CPU).
     Name clustering uses the names of :data:`gradtools.prompt_datasets.NAMES` when IOI is run.
     """
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     tokenizer = source.tokenizer
     datasets, cross = family_datasets(families, tokenizer, n, seed)
     with_ioi = "ioi" in datasets and "ioi" in families
@@ -78,7 +80,7 @@ def study_table(source: CheckpointSource, families: list[str], *, n: dict[str, i
 
     def compute(job):
         checkpoint = by_job[job]
-        model = checkpoint.load()
+        model = checkpoint.load().to(device)
         table = checkpoint_table(model, datasets, cross=cross, training=training(job),
                                  training_batch_size=training_batch_size, name_ids=name_ids,
                                  two_digit_ids=two_digits, block_size=block_size)
