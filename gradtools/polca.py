@@ -37,6 +37,7 @@ from torch.func import functional_call
 from tqdm.auto import tqdm
 
 from .cache import cached_torch
+from .distributed import my_share, rank_and_world
 from .curvature import Params, directional_derivatives, flatten, hessian_matvec, hvp, lanczos, unflatten
 
 
@@ -189,6 +190,8 @@ def polca_over_training(per_token_loss_fn: Callable[[Params], Tensor], load_para
         bases: name -> (dim, k) orthonormal columns.
         cache_dir: if given, each part of ``part_size`` intervals is cached there
             atomically (keyed by a digest of the bases), so an interrupted run resumes.
+            Under ``torchrun`` the parts are shared out over the ranks (see
+            :mod:`gradtools.distributed`); every rank returns the whole result.
 
     Returns:
         dict with ``steps`` (T,), ``loss`` (T, n) exact per-token loss at each
@@ -216,15 +219,22 @@ def polca_over_training(per_token_loss_fn: Callable[[Params], Tensor], load_para
             current = nxt
         return out
 
-    parts = []
-    bounds = list(range(0, len(steps) - 1, part_size))
-    for lo in tqdm(bounds, desc="POLCA over training", disable=not progress):
+    def part(lo: int) -> dict:
         hi = min(lo + part_size, len(steps) - 1)
         if cache_dir is None:
-            parts.append(compute_part(lo, hi))
-        else:
-            path = Path(cache_dir) / f"polca-{key}-{steps[lo]:06d}-{steps[hi]:06d}.pt"
-            parts.append(cached_torch(path, lambda: compute_part(lo, hi)))
+            return compute_part(lo, hi)
+        path = Path(cache_dir) / f"polca-{key}-{steps[lo]:06d}-{steps[hi]:06d}.pt"
+        return cached_torch(path, lambda: compute_part(lo, hi))
+
+    bounds = list(range(0, len(steps) - 1, part_size))
+    rank, world = rank_and_world()
+    if world > 1:  # under torchrun: each rank computes its share of the parts into the shared cache
+        if cache_dir is None:
+            raise ValueError("POLCA over several processes needs cache_dir, a folder all ranks see")
+        for lo in tqdm(my_share(bounds, rank, world), desc=f"POLCA parts (rank {rank})", disable=not progress):
+            part(lo)
+        torch.distributed.barrier()
+    parts = [part(lo) for lo in tqdm(bounds, desc="POLCA over training", disable=not progress or world > 1)]
     with torch.no_grad():
         final_loss = per_token_loss_fn(load_params(steps[-1])).detach()
     terms = [t for p in parts for t in p["terms"]]

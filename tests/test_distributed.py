@@ -127,3 +127,49 @@ def test_torchrun_command_line(tmp_path):
     got = torch.load(tmp_path / "gram.pt", weights_only=False)
     loaded = gradient_gram(model.float(), sequence_losses, {"input_ids": ids, "labels": ids})
     assert torch.allclose(got.dot, loaded.dot, rtol=1e-5)
+
+
+def _polca_problem():
+    from gradtools.polca import random_orthonormal_basis
+
+    torch.manual_seed(0)
+    model = SequenceMLP().double()
+    x, y = torch.randn(6, 2, 5, dtype=torch.float64), torch.randn(6, 2, 3, dtype=torch.float64)
+    names = [n for n, _ in model.named_parameters()]
+    base = {n: p.detach().clone() for n, p in model.named_parameters()}
+    drift = {n: 0.01 * torch.randn_like(p) for n, p in base.items()}
+    checkpoints = {s: {n: base[n] + s * drift[n] for n in names} for s in range(5)}
+
+    def per_token(params):
+        out = torch.func.functional_call(model, params, (x,))
+        return (out - y).square().sum(-1).reshape(-1)
+
+    dim = sum(p.numel() for p in base.values())
+    bases = {"random": random_orthonormal_basis(dim, 2, seed=1, dtype=torch.float64)}
+    return per_token, checkpoints.__getitem__, list(checkpoints), bases
+
+
+def _polca_worker(rank, init_file, cache, out):
+    from gradtools.polca import polca_over_training
+
+    _join(rank, init_file)
+    per_token, load, steps, bases = _polca_problem()
+    result = polca_over_training(per_token, load, steps, bases, cache_dir=cache, part_size=1, progress=False)
+    if rank == 0:
+        torch.save(result, out)
+    dist.destroy_process_group()
+
+
+def test_polca_parts_sharded_over_ranks_equal_single_process(tmp_path):
+    from gradtools.polca import polca_over_training
+
+    out = tmp_path / "polca.pt"
+    mp.spawn(_polca_worker, args=(str(tmp_path / "init"), str(tmp_path / "cache"), str(out)), nprocs=WORLD)
+    got = torch.load(out, weights_only=False)
+    per_token, load, steps, bases = _polca_problem()
+    want = polca_over_training(per_token, load, steps, bases, progress=False)
+    assert torch.equal(got["loss"], want["loss"])
+    for name in ("random", "full_step"):
+        for field in ("first", "second", "coef"):
+            assert torch.allclose(getattr(got[name], field), getattr(want[name], field), rtol=1e-12, atol=0)
+    assert len(list((tmp_path / "cache").glob("polca-*.pt"))) == len(steps) - 1
