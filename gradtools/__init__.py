@@ -6,10 +6,12 @@ Public kernels (a contract the notebooks rely on):
 * :func:`hvp`, :func:`lanczos` - Hessian-vector products and top eigenpairs (POLCA algorithm 1)
 * :func:`directional_derivatives` - per-example first and second directional derivatives (POLCA terms)
 """
-from . import addition, cache, curvature, gram, lm, lm_training, paths, polca, profiles
+from . import (addition, alignment, cache, checkpoint_sources, curvature, distributed, gram, lm, lm_training,
+               paths, polca, profiles, prompt_tasks)
 from .curvature import directional_derivatives, hessian_matvec, hvp, lanczos
 from .gram import GradientGram, gradient_gram, gram_block, per_example_gradients
 
 __all__ = ["GradientGram", "gradient_gram", "gram_block", "per_example_gradients",
            "hvp", "hessian_matvec", "lanczos", "directional_derivatives",
-           "addition", "cache", "curvature", "gram", "lm", "lm_training", "paths", "polca", "profiles"]
+           "addition", "alignment", "cache", "checkpoint_sources", "curvature", "distributed", "gram", "lm",
+           "lm_training", "paths", "polca", "profiles", "prompt_tasks"]
