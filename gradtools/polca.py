@@ -397,3 +397,14 @@ def homogeneity_measures(clusters: np.ndarray, tokens: pd.DataFrame, *, min_size
                      "chance": chance_max_homogeneity(c, lab, min_size=min_size, permutations=permutations, seed=seed),
                      "clusters": int(len(set(clusters[clusters >= 0]))), "clustered": int((clusters >= 0).sum())})
     return rows
+
+
+def sharpness(curve: np.ndarray | Tensor) -> float:
+    r"""How concentrated a curve's movement is: :math:`\max_t |\Delta c_t| / \sum_t |\Delta c_t|`.
+
+    1 when the whole change happens over one interval (a breakthrough), ``1/(T-1)``
+    when it is spread evenly over the T-1 intervals; 0 for a constant curve.
+    """
+    steps = np.abs(np.diff(np.asarray(curve, dtype=np.float64)))
+    total = steps.sum()
+    return float(steps.max() / total) if total > 0 else 0.0
