@@ -58,12 +58,17 @@ def wikitext_to_text(wikitext: str) -> str:
         except ValueError:  # already removed with its parent
             pass
     text = code.strip_code(normalize=True, collapse=False)
+    # markup the parser left as text (it gives up on badly nested markup, e.g. an unclosed '')
+    text = re.sub(r"<ref[^>]*/>|<ref[^>]*>.*?</ref>", "", text, flags=re.S | re.I)
+    text = re.sub(r"</?[a-zA-Z][^>]*>", "", text)
+    text = re.sub(r"^\{\|.*?^\|\}", "", text, flags=re.S | re.M)  # a table the parser did not recognise
     text = re.sub(r"'{2,}", "", text)
     paragraphs = []
     for block in re.split(r"\n\s*\n", text):
         lines = [" ".join(line.split()) for line in block.split("\n")]
         lines = [re.sub(r"^[*#:;]+\s*", "", line) for line in lines]  # list markers
-        lines = [line for line in lines if line and not re.fullmatch(r"[\W_]+", line)]
+        lines = [line for line in lines if line and not re.fullmatch(r"[\W_]+", line)
+                 and not line.startswith(("{|", "|", "!"))]  # rows of an unclosed table
         if lines:
             paragraphs.append("\n".join(lines))
     return "\n\n".join(paragraphs)
