@@ -74,8 +74,9 @@ def label_clusters(clusters: np.ndarray, tokens: pd.DataFrame) -> pd.DataFrame:
     """One row per cluster (outliers, -1, excluded): its size and most common token, POS and POS sequence.
 
     ``tokens``: one row per clustered token with columns ``token``, ``pos``,
-    ``pos_sequence`` and ``in_word``. The ``label`` column reads
-    ``"<POS sequence> -> '<token>'"``, e.g. ``"NOUN PUNCT DET -> ' the'"``.
+    ``pos_sequence`` and ``in_word``. The three modes are taken separately; the
+    ``label`` column shows them with their shares, e.g.
+    ``"DET 80% | ADP DET 45% | ' the' 60%"`` (POS, POS sequence, token).
     """
     df = tokens.assign(cluster=np.asarray(clusters))
     rows = []
@@ -85,7 +86,8 @@ def label_clusters(clusters: np.ndarray, tokens: pd.DataFrame) -> pd.DataFrame:
         seq, seq_share = _top(group.pos_sequence)
         rows.append(dict(cluster=int(c), size=len(group), token=token, token_share=token_share, pos=pos,
                          pos_share=pos_share, pos_sequence=seq, pos_sequence_share=seq_share,
-                         in_word_share=float(group.in_word.mean()), label=f"{seq} -> {token!r}"))
+                         in_word_share=float(group.in_word.mean()),
+                         label=f"{pos} {pos_share:.0%} | {seq} {seq_share:.0%} | {token!r} {token_share:.0%}"))
     return pd.DataFrame(rows, columns=["cluster", "size", "token", "token_share", "pos", "pos_share", "pos_sequence",
                                        "pos_sequence_share", "in_word_share", "label"])
 

@@ -121,7 +121,11 @@ def hf_articles(name: str = "wikimedia/wikipedia", config: str | None = "2023110
     """
     import datasets
 
-    stream = datasets.load_dataset(name, config, split=split, streaming=True, cache_dir=cache_dir)
+    try:
+        stream = datasets.load_dataset(name, config, split=split, streaming=True, cache_dir=cache_dir)
+    except ConnectionError as err:
+        raise ConnectionError(f"cannot read the dataset {name!r}: it is neither in the local Hugging Face cache nor "
+                              "reachable (no network); use source='gensim' (offline excerpt) or a local folder") from err
     out = []
     for row in stream:
         if row["text"].strip():

@@ -111,7 +111,7 @@ def test_cluster_labels_and_medoid_contexts_on_a_fixed_example(nlp):
     # "on the mat", "on the rug": ADP DET NOUN; "The cat": DET NOUN; "and the dog": CCONJ DET NOUN
     assert (noun["size"], noun.pos, noun.pos_share, noun.token_share) == (4, "NOUN", 1.0, 0.25)
     assert (noun.pos_sequence, noun.pos_sequence_share) == ("ADP DET NOUN", 0.5)
-    assert noun.label == f"ADP DET NOUN -> {noun.token!r}"
+    assert noun.label == f"NOUN 100% | ADP DET NOUN 50% | {noun.token!r} 25%"
 
     curves = np.array([[0.0, float(i)] for i in range(len(doc))])
     contexts = [f"ctx{i}" for i in range(len(doc))]
