@@ -3,11 +3,6 @@
 A notebook's ``parameters`` cell sets ``profile``; it then calls
 :func:`select` with one settings dict per profile, so the three scales of a
 study sit side by side in the notebook where a reader can see them.
-
-Every notebook defines the three :data:`PROFILES`. An :data:`EXTRA_PROFILES`
-entry is a further scale that only the notebooks it names define: ``suite``
-trains the checkpoint suite (notebook 00) at the smallest budget measured in
-which IOI emerges, which is more than the ``default`` laptop budget allows.
 """
 from __future__ import annotations
 
@@ -19,18 +14,13 @@ DESCRIPTIONS = {
     "default": "a 2-core laptop: each notebook within 20 minutes",
     "paper": "the papers' scale, for a GPU",
 }
-EXTRA_PROFILES = {  # name -> (the notebooks that define it, description)
-    "suite": (("00_checkpoint_suite",),
-              "notebook 00 only: the checkpoint suite trained 24k steps, where IOI emerges (about 50 min on 2 cores)"),
-}
-DESCRIPTIONS.update({name: text for name, (_, text) in EXTRA_PROFILES.items()})
 
 
 def check_profile(profile: str) -> str:
     """Return ``profile`` unchanged, or raise a ValueError that lists the valid ones."""
-    if profile not in PROFILES and profile not in EXTRA_PROFILES:
+    if profile not in PROFILES:
         raise ValueError(
-            f"unknown profile {profile!r}: choose one of {', '.join(PROFILES + tuple(EXTRA_PROFILES))} "
+            f"unknown profile {profile!r}: choose one of {', '.join(PROFILES)} "
             f"(for example `papermill NOTEBOOK OUT -p profile default`)"
         )
     return profile
@@ -39,20 +29,15 @@ def check_profile(profile: str) -> str:
 def select(profile: str, settings: dict[str, dict], **overrides) -> SimpleNamespace:
     """The settings of one profile as attributes, with ``overrides`` (those not None) on top.
 
-    ``settings`` maps every profile name (and any extra profile the notebook
-    defines) to a dict of the same keys, so that a study cannot forget a profile
-    or a key in one of them.
+    ``settings`` maps every profile name to a dict of the same keys, so that a
+    study cannot forget a profile or a key in one of them.
     """
     check_profile(profile)
     missing = [p for p in PROFILES if p not in settings]
     if missing:
         raise ValueError(f"settings lack the profile(s) {missing}")
-    if profile not in settings:
-        users = ", ".join(EXTRA_PROFILES[profile][0])
-        raise ValueError(f"this notebook has no {profile!r} profile (it belongs to {users}); "
-                         f"choose one of {', '.join(PROFILES)}")
     keys = set(settings[PROFILES[0]])
-    for p in settings:
+    for p in PROFILES[1:]:
         if set(settings[p]) != keys:
             raise ValueError(f"profile {p!r} has keys {sorted(settings[p])}, expected {sorted(keys)}")
     unknown = set(overrides) - keys

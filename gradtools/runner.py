@@ -22,7 +22,7 @@ import nbformat
 from tqdm.auto import tqdm
 
 from .paths import PACKAGE_ROOT
-from .profiles import DESCRIPTIONS, EXTRA_PROFILES, PROFILES, check_profile
+from .profiles import DESCRIPTIONS, PROFILES, check_profile
 
 NOTEBOOKS = PACKAGE_ROOT / "notebooks"
 BUILD = PACKAGE_ROOT / "build"
@@ -115,8 +115,6 @@ def run(names: list[str] | None, profile: str, out_dir: Path | None = None,
         report_dir: Path | None = None, report: bool = True) -> list[CellError]:
     """Execute the chosen notebooks in ``profile``; return all error cells found."""
     check_profile(profile)
-    if profile in EXTRA_PROFILES and not names:  # an extra profile: only the notebooks that define it
-        names = list(EXTRA_PROFILES[profile][0])
     notebooks = find_notebooks(names)
     out_dir = out_dir or BUILD / "notebooks" / profile
     errors, executed = [], []
@@ -137,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("notebooks", nargs="*", help="names (e.g. 00_tour) or paths; default: all")
     parser.add_argument("--profile", default="default",
-                        help="; ".join(f"{p}: {DESCRIPTIONS[p]}" for p in PROFILES + tuple(EXTRA_PROFILES)))
+                        help="; ".join(f"{p}: {DESCRIPTIONS[p]}" for p in PROFILES))
     parser.add_argument("--out", type=Path, help="folder for executed copies (default build/notebooks/PROFILE)")
     parser.add_argument("--report", type=Path, help="folder for the HTML report (default build/report/PROFILE)")
     parser.add_argument("--no-report", action="store_true", help="skip the HTML report")

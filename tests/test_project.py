@@ -30,14 +30,6 @@ def test_unknown_profile_and_keys_are_errors():
         profiles.select("smoke", {**SETTINGS, "paper": {"k": 1}})
 
 
-def test_extra_profile_only_where_a_notebook_defines_it():
-    with pytest.raises(ValueError, match="no 'suite' profile.*00_checkpoint_suite"):
-        profiles.select("suite", SETTINGS)
-    assert profiles.select("suite", {**SETTINGS, "suite": {"n": 4}}).n == 4
-    with pytest.raises(ValueError, match="expected"):
-        profiles.select("suite", {**SETTINGS, "suite": {"m": 4}})
-
-
 def test_profile_folders(tmp_path, monkeypatch):
     monkeypatch.setenv("GRADTOOLS_ROOT", str(tmp_path))
     assert paths.data_dir("default") == tmp_path / "data"
