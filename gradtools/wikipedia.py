@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import NamedTuple
 
 GENSIM_DUMP = "test/test_data/enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
-SOURCES = ("gensim", "wikimedia/wikipedia")
 
 # Tags whose content is not article prose: footnotes, tables, maths, galleries, comments' kin.
 _DROPPED_TAGS = {"ref", "references", "table", "gallery", "math", "timeline", "imagemap", "score",
