@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -37,7 +37,7 @@ from .word_tokenizer import load_word_tokenizer, train_word_tokenizer
 
 @dataclass(frozen=True)
 class SuiteRecipe:
-    """Corpus and optimisation settings shared by every size of a suite."""
+    """Corpus and optimisation settings shared by every size of a suite (a size may set its own ``lr``)."""
     vocab_size: int = 2048
     n_stories: int = 400_000
     wiki_chars: int | None = None      # None: the whole Wikipedia excerpt
@@ -112,9 +112,13 @@ def train_size(folder: str | Path, size: str, shape: dict, recipe: SuiteRecipe,
                checkpoint_steps: list[int], progress: bool = True) -> pd.DataFrame:
     """Train (or resume, or just read) one size of the suite into ``folder/size``.
 
-    ``shape``: keywords of :func:`gradtools.lm.tiny_config` (d_model, n_layers, n_heads, d_mlp).
-    Returns the training log (step, loss, lr), also saved as ``training_log.parquet``.
+    ``shape``: keywords of :func:`gradtools.lm.tiny_config` (d_model, n_layers, n_heads, d_mlp), and
+    optionally ``lr``, this size's peak learning rate in place of ``recipe.lr`` (larger models want
+    a lower one). Returns the training log (step, loss, lr), also saved as ``training_log.parquet``.
     """
+    shape = dict(shape)
+    if "lr" in shape:
+        recipe = replace(recipe, lr=shape.pop("lr"))
     folder = Path(folder)
     out = folder / size
     log_path = out / "training_log.parquet"

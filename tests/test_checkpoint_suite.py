@@ -1,4 +1,6 @@
 """The checkpoint suite end to end on a tiny recipe: schedule, cache reuse, recipe guard, evaluation."""
+import json
+
 import pandas as pd
 import pytest
 import torch
@@ -33,3 +35,17 @@ def test_tiny_suite_trains_evaluates_and_is_reused(tmp_path):
     assert set(table.metric) == {"ioi_loss", "ioi_name_loss", "ioi_copy_loss", "ioi_rank_accuracy", "gt_loss",
                                  "gt_prob_diff", "oml_loss", "oml_accuracy"}
     assert sorted(table.step.unique()) == [0, 1, 2, 3, 4, 6] and table.value.notna().all()
+
+
+def test_a_size_may_set_its_own_learning_rate(tmp_path):
+    recipe = cs.SuiteRecipe(vocab_size=600, n_stories=300, wiki_chars=10_000, context=16, batch_size=4,
+                            steps=4, lr=3e-3, warmup_frac=0.25)
+    shape = dict(d_model=8, n_layers=1, n_heads=2, lr=1e-3)
+    log = cs.train_size(tmp_path, "own-lr", shape, recipe, [4], progress=False)
+    factor = cs.warmup_cosine(4, 0.25, recipe.final_lr_frac)
+    assert log.lr.tolist() == pytest.approx([1e-3 * factor(s) for s in range(4)])
+    assert json.loads((tmp_path / "own-lr" / "recipe.json").read_text())["lr"] == 1e-3
+    assert shape["lr"] == 1e-3  # the caller's dict is left alone
+    cs.train_size(tmp_path, "own-lr", shape, recipe, [4], progress=False)  # the cache matches
+    with pytest.raises(ValueError, match="another recipe"):
+        cs.train_size(tmp_path, "own-lr", {**shape, "lr": 2e-3}, recipe, [4], progress=False)
