@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
@@ -108,6 +110,26 @@ def mean_token_loss(model, batch: dict[str, Tensor]) -> Tensor:
     return token_losses(model, batch).mean()
 
 
+def size_recipe(recipe: SuiteRecipe, shape: dict) -> tuple[SuiteRecipe, dict]:
+    """Split a size's ``shape`` into (its recipe, its model keywords): a ``lr`` in ``shape`` replaces ``recipe.lr``."""
+    shape = dict(shape)
+    if "lr" in shape:
+        recipe = replace(recipe, lr=shape.pop("lr"))
+    return recipe, shape
+
+
+def check_cached_recipe(out: Path, recipe: SuiteRecipe, shape: dict) -> None:
+    """Stop if ``out`` (one size) was trained with another recipe or shape than asked."""
+    if not (out / "recipe.json").exists():
+        return
+    saved = json.loads((out / "recipe.json").read_text())
+    wanted = {**asdict(recipe), **shape}
+    differ = {k: (saved.get(k), v) for k, v in wanted.items() if saved.get(k) != v}
+    if differ:
+        raise ValueError(f"{out} was trained with another recipe (saved, asked): {differ}; "
+                         "delete it or train into another folder")
+
+
 def train_size(folder: str | Path, size: str, shape: dict, recipe: SuiteRecipe,
                checkpoint_steps: list[int], progress: bool = True) -> pd.DataFrame:
     """Train (or resume, or just read) one size of the suite into ``folder/size``.
@@ -116,19 +138,11 @@ def train_size(folder: str | Path, size: str, shape: dict, recipe: SuiteRecipe,
     optionally ``lr``, this size's peak learning rate in place of ``recipe.lr`` (larger models want
     a lower one). Returns the training log (step, loss, lr), also saved as ``training_log.parquet``.
     """
-    shape = dict(shape)
-    if "lr" in shape:
-        recipe = replace(recipe, lr=shape.pop("lr"))
+    recipe, shape = size_recipe(recipe, shape)
     folder = Path(folder)
     out = folder / size
     log_path = out / "training_log.parquet"
-    if (out / "recipe.json").exists():  # a cached size must have been trained with this recipe
-        saved = json.loads((out / "recipe.json").read_text())
-        wanted = {**asdict(recipe), **shape}
-        differ = {k: (saved.get(k), v) for k, v in wanted.items() if saved.get(k) != v}
-        if differ:
-            raise ValueError(f"{out} was trained with another recipe (saved, asked): {differ}; "
-                             "delete it or train into another folder")
+    check_cached_recipe(out, recipe, shape)
     if log_path.exists() and recipe.steps in saved_steps(out):
         return pd.read_parquet(log_path)
     start = time.time()
@@ -147,6 +161,44 @@ def train_size(folder: str | Path, size: str, shape: dict, recipe: SuiteRecipe,
     info = {**asdict(recipe), **shape, "wall_s": round(time.time() - start, 1)}
     (out / "recipe.json").write_text(json.dumps(info, indent=1))
     return log
+
+
+def _train_in_worker(folder, size, shape, recipe, checkpoint_steps) -> pd.DataFrame:
+    torch.set_num_threads(1)  # one core per size: the workers share the machine
+    return train_size(folder, size, shape, recipe, checkpoint_steps, progress=False)
+
+
+def train_sizes(folder: str | Path, sizes: dict[str, dict], recipe: SuiteRecipe, checkpoint_steps: list[int],
+                workers: int = 1, progress: bool = True) -> pd.DataFrame:
+    """:func:`train_size` for every size; the training logs concatenated in the order of ``sizes``.
+
+    ``workers`` > 1 trains that many sizes at once, each in its own process on one thread
+    (the suite's models are too small for threads to help; processes use the cores). Every
+    size's cached recipe is checked first, so a mismatch stops before any training.
+    """
+    folder = Path(folder)
+    for size, shape in sizes.items():
+        check_cached_recipe(folder / size, *size_recipe(recipe, shape))
+    if workers <= 1 or len(sizes) <= 1:
+        return pd.concat([train_size(folder, size, shape, recipe, checkpoint_steps, progress)
+                          for size, shape in sizes.items()], ignore_index=True)
+    prepare_corpus(folder, recipe)  # once, before the workers read it
+    context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch threads
+    with ProcessPoolExecutor(min(workers, len(sizes)), mp_context=context) as pool:
+        jobs = {size: pool.submit(_train_in_worker, folder, size, shape, recipe, checkpoint_steps)
+                for size, shape in sizes.items()}
+        _show_progress(folder, list(sizes), len(set(checkpoint_steps)), list(jobs.values()), progress)
+        return pd.concat([jobs[size].result() for size in sizes], ignore_index=True)
+
+
+def _show_progress(folder: Path, sizes: list[str], per_size: int, jobs: list, progress: bool) -> None:
+    """A bar of checkpoints saved by the workers, until every job is done."""
+    from tqdm.auto import tqdm
+
+    with tqdm(total=per_size * len(sizes), desc="training (checkpoints saved)", disable=not progress) as bar:
+        while wait(jobs, timeout=10).not_done:
+            bar.update(sum(len(saved_steps(folder / s)) for s in sizes) - bar.n)
+        bar.update(sum(len(saved_steps(folder / s)) for s in sizes) - bar.n)
 
 
 def evaluation_datasets(tokenizer, n_ioi: int = 500, n_gt: int = 500, n_oml: int | None = None,

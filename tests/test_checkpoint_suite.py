@@ -7,7 +7,7 @@ import torch
 
 from gradtools import checkpoint_suite as cs
 from gradtools.lm import tiny_causal_lm
-from gradtools.lm_training import saved_steps, train_causal_lm
+from gradtools.lm_training import load_checkpoint, saved_steps, train_causal_lm
 
 
 def test_train_causal_lm_follows_lr_lambda(tmp_path):
@@ -49,3 +49,25 @@ def test_a_size_may_set_its_own_learning_rate(tmp_path):
     cs.train_size(tmp_path, "own-lr", shape, recipe, [4], progress=False)  # the cache matches
     with pytest.raises(ValueError, match="another recipe"):
         cs.train_size(tmp_path, "own-lr", {**shape, "lr": 2e-3}, recipe, [4], progress=False)
+
+
+def test_sizes_trained_in_parallel_workers_equal_the_serial_run(tmp_path):
+    recipe = cs.SuiteRecipe(vocab_size=600, n_stories=300, wiki_chars=10_000, context=16, batch_size=4, steps=5)
+    sizes = {"a": dict(d_model=8, n_layers=1, n_heads=2), "b": dict(d_model=12, n_layers=2, n_heads=2, lr=1e-3)}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in a worker, so that the sums run in the same order: equal to the bit
+    try:
+        serial = cs.train_sizes(tmp_path / "serial", sizes, recipe, [0, 3, 5], workers=1, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    parallel = cs.train_sizes(tmp_path / "parallel", sizes, recipe, [0, 3, 5], workers=2, progress=False)
+    pd.testing.assert_frame_equal(serial, parallel)
+    assert serial["size"].tolist() == ["a"] * 5 + ["b"] * 5
+    for size in sizes:
+        assert saved_steps(tmp_path / "parallel" / size) == [0, 3, 5]
+        for x, y in zip(load_checkpoint(tmp_path / "serial" / size, 5).parameters(),
+                        load_checkpoint(tmp_path / "parallel" / size, 5).parameters()):
+            torch.testing.assert_close(x, y, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="another recipe"):  # checked before any worker starts
+        cs.train_sizes(tmp_path / "parallel", {**sizes, "a": {**sizes["a"], "lr": 5e-3}}, recipe, [0, 3, 5],
+                       workers=2, progress=False)
