@@ -168,12 +168,18 @@ def _train_in_worker(folder, size, shape, recipe, checkpoint_steps) -> pd.DataFr
     return train_size(folder, size, shape, recipe, checkpoint_steps, progress=False)
 
 
+def training_cost(shape: dict) -> int:
+    """A size's relative cost per step: its non-embedding parameter count, about ``12 n_layers d_model^2``."""
+    return 12 * shape["n_layers"] * shape["d_model"] ** 2
+
+
 def train_sizes(folder: str | Path, sizes: dict[str, dict], recipe: SuiteRecipe, checkpoint_steps: list[int],
                 workers: int = 1, progress: bool = True) -> pd.DataFrame:
     """:func:`train_size` for every size; the training logs concatenated in the order of ``sizes``.
 
     ``workers`` > 1 trains that many sizes at once, each in its own process on one thread
-    (the suite's models are too small for threads to help; processes use the cores). Every
+    (the suite's models are too small for threads to help; processes use the cores), the costliest
+    first (:func:`training_cost`). Every
     size's cached recipe is checked first, so a mismatch stops before any training.
     """
     folder = Path(folder)
@@ -185,8 +191,10 @@ def train_sizes(folder: str | Path, sizes: dict[str, dict], recipe: SuiteRecipe,
     prepare_corpus(folder, recipe)  # once, before the workers read it
     context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch threads
     with ProcessPoolExecutor(min(workers, len(sizes)), mp_context=context) as pool:
-        jobs = {size: pool.submit(_train_in_worker, folder, size, shape, recipe, checkpoint_steps)
-                for size, shape in sizes.items()}
+        # the costliest size first, so the wall time is that of the slowest size, not of a queue behind it
+        order = sorted(sizes, key=lambda s: -training_cost(sizes[s]))
+        jobs = {size: pool.submit(_train_in_worker, folder, size, sizes[size], recipe, checkpoint_steps)
+                for size in order}
         _show_progress(folder, list(sizes), len(set(checkpoint_steps)), list(jobs.values()), progress)
         return pd.concat([jobs[size].result() for size in sizes], ignore_index=True)
 
