@@ -33,6 +33,7 @@ from .cache import save_table, save_torch
 from .lm import tiny_causal_lm, token_losses
 from .lm_training import saved_steps, load_checkpoint, train_causal_lm
 from .paths import cache_dir
+from .suite_corpus import VERSION as CORPUS_VERSION
 from .suite_corpus import mixed_batch_fn, stories, token_stream, wikipedia_paragraphs
 from .word_tokenizer import load_word_tokenizer, train_word_tokenizer
 
@@ -89,8 +90,9 @@ def prepare_corpus(folder: str | Path, recipe: SuiteRecipe):
     Returns ``(tokenizer, story_stream (N_s,), wiki_stream (N_w,))``.
     """
     folder = Path(folder)
-    tok_path, streams_path = folder / "tokenizer.json", folder / "streams.pt"
+    tok_path, streams_path, info_path = folder / "tokenizer.json", folder / "streams.pt", folder / "corpus.json"
     if tok_path.exists() and streams_path.exists():
+        check_cached_corpus(folder, recipe)
         streams = torch.load(streams_path)
         return load_word_tokenizer(tok_path), streams["stories"], streams["wiki"]
     wiki = wikipedia_paragraphs(recipe.wiki_chars)
@@ -102,7 +104,25 @@ def prepare_corpus(folder: str | Path, recipe: SuiteRecipe):
     tmp = folder / ".tokenizer.json.tmp"
     tokenizer.save(str(tmp))
     tmp.replace(tok_path)
+    info_path.write_text(json.dumps(corpus_info(recipe)))
     return tokenizer, story_stream, wiki_stream
+
+
+def check_cached_corpus(folder: Path, recipe: SuiteRecipe) -> None:
+    """Stop if ``folder`` holds a tokenizer built from another corpus (another version or recipe)."""
+    if not (folder / "tokenizer.json").exists():
+        return
+    info_path, wanted = folder / "corpus.json", corpus_info(recipe)
+    saved = json.loads(info_path.read_text()) if info_path.exists() else {"version": "before 4"}
+    if saved != wanted:
+        raise ValueError(f"{folder} holds a corpus built otherwise (saved {saved}, asked {wanted}): "
+                         "delete the folder (its checkpoints were trained on that corpus) or use another")
+
+
+def corpus_info(recipe: SuiteRecipe) -> dict:
+    """What a suite's cached corpus depends on: the story corpus version and the recipe's corpus fields."""
+    return {"version": CORPUS_VERSION, "vocab_size": recipe.vocab_size, "n_stories": recipe.n_stories,
+            "wiki_chars": recipe.wiki_chars, "seed": recipe.seed}
 
 
 def mean_token_loss(model, batch: dict[str, Tensor]) -> Tensor:
@@ -142,6 +162,7 @@ def train_size(folder: str | Path, size: str, shape: dict, recipe: SuiteRecipe,
     folder = Path(folder)
     out = folder / size
     log_path = out / "training_log.parquet"
+    check_cached_corpus(folder, recipe)
     check_cached_recipe(out, recipe, shape)
     if log_path.exists() and recipe.steps in saved_steps(out):
         return pd.read_parquet(log_path)
@@ -183,6 +204,7 @@ def train_sizes(folder: str | Path, sizes: dict[str, dict], recipe: SuiteRecipe,
     size's cached recipe is checked first, so a mismatch stops before any training.
     """
     folder = Path(folder)
+    check_cached_corpus(folder, recipe)
     for size, shape in sizes.items():
         check_cached_recipe(folder / size, *size_recipe(recipe, shape))
     if workers <= 1 or len(sizes) <= 1:

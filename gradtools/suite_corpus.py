@@ -11,10 +11,12 @@
   a memorised template:
 
   - ``ioi``: two names, one repeated as the subject, the other one the object at
-    the end (``Kate and Tom walked into the market. It was late. Kate handed the key
-    to Tom.``), composed from 12 introductions (names in either order), 0-2 filler
-    sentences and 18 actions: predicting the last word needs "the name that was
-    not repeated", at varying distances;
+    the end, composed in two shapes: sentences (``Kate and Tom walked into the market.
+    It was late. Kate handed the key to Tom.``: 12 introductions, 0-2 fillers, a
+    connector, 28 actions) and one sentence with a leading clause (``As soon as Tom and
+    Kate found a key in the market, Kate decided to lend it to Tom.``: 7 conjunctions x
+    10 verb phrases, the same actions). Names come in either order: predicting the last
+    word needs "the name that was not repeated", at varying distances and syntax;
   - ``distractor``: the same names, places and objects, and the words of the
     evaluation templates, in sentences with no IOI structure, so that names
     alone do not predict an IOI answer;
@@ -76,13 +78,30 @@ IOI_ACTIONS = [
     "[S] mailed the [OBJECT] to [IO].", "[S] gave the [OBJECT] to [IO].", "[S] returned the [OBJECT] to [IO].",
     "[S] waved to [IO].", "[S] said goodbye to [IO].", "[S] smiled at [IO].", "[S] thanked [IO].",
     "[S] wanted to show the [OBJECT] to [IO].", "[S] decided to lend the [OBJECT] to [IO].",
+    # corpus v4: pronoun objects, more verbs of speech and transfer, longer verb chains
+    "[S] handed it to [IO].", "[S] sold it to [IO].", "[S] decided to lend it to [IO].",
+    "[S] tried to sell the [OBJECT] to [IO].", "[S] promised to send a [OBJECT] to [IO].",
+    "[S] talked to [IO].", "[S] whispered to [IO].", "[S] wrote a letter to [IO].",
+    "[S] explained everything to [IO].", "[S] read a story to [IO].",
+]
+# The clause shape (corpus v4): "<conjunction> [N1] and [N2] <verb phrase>, <action>". Its verb
+# phrases avoid those of the evaluation templates (went to, got a, were working at, ...).
+IOI_CONJUNCTIONS = ["When", "While", "After", "Before", "As soon as", "Once", "Because"]
+IOI_CLAUSES = [
+    "walked into the [PLACE]", "were sitting in the [PLACE]", "cleaned the [PLACE]",
+    "arrived at the [PLACE]", "found a [OBJECT] in the [PLACE]", "bought a [OBJECT] at the [PLACE]",
+    "were eating at the [PLACE]", "were waiting near the [PLACE]", "left the [PLACE]",
+    "were talking about the [OBJECT]",
 ]
 
 
 def ioi_story_template(rng: random.Random) -> str:
-    """One composed IOI training template (slots [S], [IO], [PLACE], [OBJECT])."""
-    intro = rng.choice(IOI_INTROS)
+    """One composed IOI training template (slots [S], [IO], [PLACE], [OBJECT]), half of them in each shape."""
     first, second = ("[S]", "[IO]") if rng.random() < 0.5 else ("[IO]", "[S]")
+    if rng.random() < 0.5:
+        clause = f"{rng.choice(IOI_CONJUNCTIONS)} {first} and {second} {rng.choice(IOI_CLAUSES)},"
+        return f"{clause} {rng.choice(IOI_ACTIONS)}"
+    intro = rng.choice(IOI_INTROS)
     parts = [intro.replace("[N1]", first).replace("[N2]", second)]
     parts += rng.sample(IOI_FILLERS, rng.randint(0, 2))
     connector, action = rng.choice(IOI_CONNECTORS), rng.choice(IOI_ACTIONS)
@@ -102,7 +121,7 @@ DISTRACTOR_TEMPLATES = [
     "[X] was thinking about going to the [PLACE].",
     "Friends of [X] got a [OBJECT] at the [PLACE].",
     "[X] said that the [PLACE] had a [OBJECT].",
-    "When [X] got home, [X] was tired.",
+    "When [X] got home, the [OBJECT] was gone.",  # v3 had "[X] got home, [X] was tired": a subject copy
 ]
 YEAR_TEMPLATES = [
     "The [EVENT] began in [Y1] and ended in [Y2].",
@@ -124,6 +143,7 @@ MONTH_TEMPLATES = [  # [M2] is one month after [M1]; [M3] two months after
     "In the month of [M1] the [EVENT] began, and in the month of [M2] it ended.",
     "[X] left in the month of [M1] and came back one month later, in the month of [M2].",
 ]
+VERSION = 4  # of the story corpus: bumped whenever a story changes, so cached suites are not reused
 STORY_KINDS = {"ioi": 0.5, "distractor": 0.2, "year": 0.15, "month": 0.15}
 
 

@@ -30,6 +30,8 @@ def test_tiny_suite_trains_evaluates_and_is_reused(tmp_path):
     pd.testing.assert_frame_equal(log, again)
     with pytest.raises(ValueError, match="another recipe"):
         cs.train_size(tmp_path, "tiny", shape, cs.SuiteRecipe(**{**recipe.__dict__, "lr": 1e-4}), schedule)
+    with pytest.raises(ValueError, match="corpus built otherwise"):  # the corpus is a recipe too
+        cs.train_size(tmp_path, "tiny", shape, cs.SuiteRecipe(**{**recipe.__dict__, "n_stories": 301}), schedule)
     tokenizer, _, _ = cs.prepare_corpus(tmp_path, recipe)
     table = cs.evaluate_size(tmp_path, "tiny", cs.evaluation_datasets(tokenizer, 20, 20, 20), progress=False)
     assert set(table.metric) == {"ioi_loss", "ioi_name_loss", "ioi_copy_loss", "ioi_rank_accuracy", "gt_loss",
@@ -71,3 +73,15 @@ def test_sizes_trained_in_parallel_workers_equal_the_serial_run(tmp_path):
     with pytest.raises(ValueError, match="another recipe"):  # checked before any worker starts
         cs.train_sizes(tmp_path / "parallel", {**sizes, "a": {**sizes["a"], "lr": 5e-3}}, recipe, [0, 3, 5],
                        workers=2, progress=False)
+
+
+def test_a_corpus_of_another_version_is_not_reused(tmp_path, monkeypatch):
+    recipe = cs.SuiteRecipe(vocab_size=600, n_stories=50, wiki_chars=5_000)
+    cs.prepare_corpus(tmp_path, recipe)
+    cs.prepare_corpus(tmp_path, recipe)  # the same corpus: read back
+    monkeypatch.setattr(cs, "CORPUS_VERSION", cs.CORPUS_VERSION + 1)
+    with pytest.raises(ValueError, match="corpus built otherwise"):
+        cs.prepare_corpus(tmp_path, recipe)
+    (tmp_path / "corpus.json").unlink()  # a suite cached before versions were recorded
+    with pytest.raises(ValueError, match="before 4"):
+        cs.prepare_corpus(tmp_path, recipe)

@@ -11,8 +11,8 @@ from gradtools.word_tokenizer import required_words, train_word_tokenizer
 
 @pytest.fixture(scope="module")
 def corpus():
-    # Every story template appears many times in 6000 stories; plus a slice of the Wikipedia excerpt.
-    return suite_corpus.stories(6000, seed=0) + suite_corpus.wikipedia_paragraphs(max_chars=300_000)
+    # Every story part appears many times in 20000 stories; plus a slice of the Wikipedia excerpt.
+    return suite_corpus.stories(20_000, seed=0) + suite_corpus.wikipedia_paragraphs(max_chars=300_000)
 
 
 def test_template_regex_matches_its_own_fillings_and_nothing_else():
