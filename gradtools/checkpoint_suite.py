@@ -297,3 +297,10 @@ def emergence_step(curve: pd.DataFrame, threshold: float, above: bool = True) ->
     failing = curve.step[~ok]
     later = curve.step[curve.step > failing.max()] if len(failing) else curve.step
     return int(later.min())
+
+
+def first_step_beyond(curve: pd.DataFrame, threshold: float, above: bool = True) -> int | None:
+    """The first step at which ``value`` is beyond ``threshold`` (it may fall back later); None if never."""
+    curve = curve.sort_values("step")
+    ok = (curve.value > threshold) if above else (curve.value < threshold)
+    return int(curve.step[ok].iloc[0]) if ok.any() else None

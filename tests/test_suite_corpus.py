@@ -77,3 +77,12 @@ def test_emergence_step_is_the_start_of_the_final_run_above_threshold():
     assert emergence_step(curve, 0.5) == 30
     assert emergence_step(curve.iloc[:3], 0.5) is None
     assert emergence_step(curve.assign(value=-curve.value), -0.5, above=False) == 30
+
+
+def test_first_step_beyond_is_the_first_crossing_even_if_it_falls_back():
+    import pandas as pd
+    from gradtools.checkpoint_suite import first_step_beyond
+    curve = pd.DataFrame({"step": [40, 0, 10, 20, 30], "value": [0.9, 0.0, 0.9, 0.1, 0.8]})  # unsorted on purpose
+    assert first_step_beyond(curve, 0.5) == 10
+    assert first_step_beyond(curve, 0.95) is None
+    assert first_step_beyond(curve, 0.05, above=False) == 0
