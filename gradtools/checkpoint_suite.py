@@ -5,6 +5,7 @@ which cannot be downloaded here. A suite is a folder::
 
     <suite>/tokenizer.json             word-level tokenizer (gradtools.word_tokenizer)
     <suite>/streams.pt                 tokenized story and Wikipedia streams
+    <suite>/corpus.json                story-corpus version and corpus recipe (a mismatch stops)
     <suite>/<size>/step-NNNNNN/        save_pretrained checkpoints (GPT-NeoX, gradtools.lm)
     <suite>/<size>/training_log.parquet
 
