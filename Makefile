@@ -1,28 +1,30 @@
 # Two commands a new user needs (Python 3.11 with venv and pip):
 #   make figures   set up .venv if needed, run every notebook (default profile), render the report
 #   make test      set up .venv if needed, run the test suite
+# The environment is installed from requirements.lock (every package pinned); `make lock` refreshes it.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PROFILE ?= default
-# A CUDA machine: make TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cu128"
-TORCH ?= torch==2.13.0
+LOCK := requirements.lock
+# torch first, at the lock's version, so pip never pulls a CUDA build here (the local CPU wheel is found
+# through pip's configuration). A CUDA machine: make TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cu128"
+TORCH := $(shell grep -E '^torch==' $(LOCK))
 TORCH_PIP_ARGS ?=
 STAMP := $(VENV)/.installed
+PEERS := curvlinops-for-pytorch backpack-for-pytorch einconv linear_operator einops opt-einsum jaxtyping mpmath
 
-.PHONY: setup test figures notebook lab benchmarks clean
+.PHONY: setup test figures notebook compare sync lock lab benchmarks clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): $(LOCK) pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	# torch before anything that depends on it, so pip never pulls a CUDA build here
+	$(PY) -m pip install --quiet "$$(grep -E '^pip==' $(LOCK))"
 	$(PY) -m pip install --quiet $(TORCH_PIP_ARGS) "$(TORCH)"
-	$(PY) -m pip install --quiet -e ".[test]"
-	# curvlinops (benchmark peer) needs backpack, which needs torchvision (no CPU build): skip its deps
-	$(PY) -m pip install --quiet --no-deps curvlinops-for-pytorch backpack-for-pytorch einconv \
-		linear_operator einops opt-einsum jaxtyping mpmath
+	# exactly the lock: nothing resolved at install time (curvlinops' torchvision requirement stays out)
+	$(PY) -m pip install --quiet --no-deps -r $(LOCK)
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
 test: $(STAMP)
@@ -34,6 +36,27 @@ figures: $(STAMP)
 # make notebook NB=00_tour PROFILE=smoke
 notebook: $(STAMP)
 	$(PY) -m gradtools.runner --profile $(PROFILE) $(NB)
+
+# the tables a run wrote against the committed ones (REV=HEAD by default)
+REV ?= HEAD
+compare: $(STAMP)
+	$(PY) -m gradtools.runner --compare --profile $(PROFILE) --rev $(REV)
+
+# after editing a notebook's .py (or .ipynb) twin: bring the pair back in sync
+sync: $(STAMP)
+	$(VENV)/bin/jupytext --sync notebooks/*.ipynb
+
+# resolve pyproject.toml afresh in a throw-away venv and pin everything it installed
+LOCK_VENV := build/lock-venv
+lock:
+	rm -rf $(LOCK_VENV)
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install --quiet --upgrade pip
+	$(LOCK_VENV)/bin/pip install --quiet $(TORCH_PIP_ARGS) "torch==$$(grep -oP '(?<=^torch==)[^+]+' $(LOCK) || echo 2.13.0)"
+	$(LOCK_VENV)/bin/pip install --quiet -e ".[test]"
+	$(LOCK_VENV)/bin/pip install --quiet --no-deps $(PEERS)
+	$(LOCK_VENV)/bin/python -m gradtools.lockfile write $(LOCK)
+	$(LOCK_VENV)/bin/python -m gradtools.lockfile environment environment.yml
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/

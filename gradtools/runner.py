@@ -3,15 +3,23 @@
     python -m gradtools.runner --profile default            # every notebook
     python -m gradtools.runner --profile smoke 00_tour      # by name or path
 
+    python -m gradtools.runner --compare                    # drift: tables written vs committed
+
 Executed copies go to ``build/notebooks/<profile>/`` (never into
 ``notebooks/``); each one is scanned for error outputs, and an HTML report of
 all of them is rendered with nbconvert into ``build/report/<profile>/``. The
 exit status is non-zero when any notebook failed, and the message names the
-notebook and the cell.
+notebook and the cell. The notebooks' own output (progress lines of long
+cells included, at most one every ``TQDM_MININTERVAL`` seconds a bar) is
+relayed as it comes, and each notebook's elapsed time is printed at the end.
+After a run the notebooks' claims are gathered into the fidelity table
+(``data/fidelity.parquet``, ``data/fidelity.md``); the default profile also
+pastes it into the README.
 """
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
@@ -19,13 +27,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
-from tqdm.auto import tqdm
+import pandas as pd
 
+from . import drift, fidelity
 from .paths import PACKAGE_ROOT
 from .profiles import DESCRIPTIONS, PROFILES, check_profile
 
 NOTEBOOKS = PACKAGE_ROOT / "notebooks"
 BUILD = PACKAGE_ROOT / "build"
+README = PACKAGE_ROOT / "README.md"
+# headless runs: a progress bar inside a notebook prints a line at most this often (tqdm reads TQDM_*)
+QUIET_ENV = {"TQDM_MININTERVAL": "30", "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TRANSFORMERS_VERBOSITY": "error",
+             "PYTHONHASHSEED": "0"}
 
 
 @dataclass
@@ -75,16 +88,50 @@ def error_cells(path: Path) -> list[CellError]:
     return found
 
 
-def execute(notebook: Path, out_dir: Path, profile: str, parameters: dict | None = None) -> tuple[Path, list[CellError]]:
+def quiet_environment() -> None:
+    """Set :data:`QUIET_ENV` (where the caller has not) for the kernels papermill starts."""
+    for key, value in QUIET_ENV.items():
+        os.environ.setdefault(key, value)
+
+
+class NotebookOutput(logging.Filter):
+    """Keep what the notebooks print; drop papermill's per-cell markers and figure reprs."""
+
+    NOISE = ("Executing Cell", "Ending Cell", "<Figure size", "Executing notebook with kernel", "Input Notebook:",
+             "Output Notebook:")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage().strip()
+        if not text or text.startswith(self.NOISE):
+            return False
+        record.msg, record.args = text, None
+        return True
+
+
+def relay_notebook_output() -> None:
+    """Print the notebooks' stdout/stderr as it comes: papermill logs it at INFO."""
+    logger = logging.getLogger("papermill")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.addFilter(NotebookOutput())
+        handler.setFormatter(logging.Formatter("    %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
+def execute(notebook: Path, out_dir: Path, profile: str, parameters: dict | None = None,
+            log_output: bool = False) -> tuple[Path, list[CellError]]:
     """Run one notebook with papermill; return the executed copy and its error cells."""
     import papermill as pm
 
     out_dir.mkdir(parents=True, exist_ok=True)
     executed = out_dir / notebook.name
     params = {"profile": profile, **(parameters or {})}
+    quiet_environment()
     try:
-        pm.execute_notebook(str(notebook), str(executed), parameters=params,
-                            cwd=str(notebook.parent), progress_bar=True, kernel_name="python3")
+        pm.execute_notebook(str(notebook), str(executed), parameters=params, cwd=str(notebook.parent),
+                            progress_bar=not log_output, log_output=log_output, kernel_name="python3")
     except pm.PapermillExecutionError:
         pass  # the executed copy holds the error output; error_cells reports it
     if not executed.exists():
@@ -112,23 +159,38 @@ def render_report(executed: list[Path], report_dir: Path) -> Path:
 
 
 def run(names: list[str] | None, profile: str, out_dir: Path | None = None,
-        report_dir: Path | None = None, report: bool = True) -> list[CellError]:
-    """Execute the chosen notebooks in ``profile``; return all error cells found."""
+        report_dir: Path | None = None, report: bool = True, log_output: bool = False) -> list[CellError]:
+    """Execute the chosen notebooks in ``profile``; return all error cells found.
+
+    ``log_output``: relay each notebook's output as it runs (the command line does)."""
     check_profile(profile)
     notebooks = find_notebooks(names)
     out_dir = out_dir or BUILD / "notebooks" / profile
-    errors, executed = [], []
-    for nb in tqdm(notebooks, desc=f"notebooks ({profile})", unit="nb"):
+    errors, executed, elapsed = [], [], []
+    if log_output:
+        relay_notebook_output()
+    for i, nb in enumerate(notebooks, 1):
+        print(f"[{i}/{len(notebooks)}] {nb.name} ({profile}) ...", flush=True)
         start = time.time()
-        path, found = execute(nb, out_dir, profile)
+        path, found = execute(nb, out_dir, profile, log_output=log_output)
         executed.append(path)
         errors += found
-        status = "FAILED" if found else "ok"
-        tqdm.write(f"{nb.name}: {status} in {time.time() - start:.0f} s -> {path}")
+        elapsed.append((nb.name, "FAILED" if found else "ok", time.time() - start))
+        print(f"[{i}/{len(notebooks)}] {nb.name}: {elapsed[-1][1]} in {elapsed[-1][2]:.0f} s -> {path}", flush=True)
+    print("\n".join(["elapsed per notebook:"] + [f"  {n:32s} {s:6s} {t:7.0f} s" for n, s, t in elapsed]
+                    + [f"  {'total':32s} {'':6s} {sum(t for *_, t in elapsed):7.0f} s"]), flush=True)
     if report:
         index = render_report(executed, report_dir or BUILD / "report" / profile)
-        tqdm.write(f"report: {index}")
+        print(f"report: {index}")
     return errors
+
+
+def gather_claims(profile: str, readme: Path | None = README) -> pd.DataFrame:
+    """Assemble the fidelity table of ``profile``; paste it into the README for the default profile."""
+    table = fidelity.assemble(profile)
+    if profile == "default" and readme is not None and table.size:
+        fidelity.update_readme(readme, table)
+    return table
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -140,6 +202,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report", type=Path, help="folder for the HTML report (default build/report/PROFILE)")
     parser.add_argument("--no-report", action="store_true", help="skip the HTML report")
     parser.add_argument("--root", type=Path, help="write data/ and figures/ under this folder instead")
+    parser.add_argument("--compare", action="store_true",
+                        help="run nothing: compare the profile's tables with those committed at --rev")
+    parser.add_argument("--rev", default="HEAD", help="git revision --compare reads (default HEAD)")
     args = parser.parse_args(argv)
     try:
         check_profile(args.profile)
@@ -147,9 +212,16 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(err))
     if args.root:
         os.environ["GRADTOOLS_ROOT"] = str(args.root.resolve())
-    errors = run(args.notebooks, args.profile, args.out, args.report, report=not args.no_report)
+    if args.compare:
+        report = drift.drift_report(args.profile, args.rev)
+        print(drift.format_report(report))
+        return 0
+    errors = run(args.notebooks, args.profile, args.out, args.report, report=not args.no_report, log_output=True)
     for err in errors:
         print(f"ERROR {err}", file=sys.stderr)
+    if not errors:
+        table = gather_claims(args.profile, README if not args.root else None)
+        print(f"fidelity table: {len(table)} claims -> data/{'' if args.profile == 'default' else args.profile + '/'}fidelity.parquet")
     return 1 if errors else 0
 
 

@@ -7,7 +7,10 @@ import pandas as pd
 import pytest
 import torch
 
-from gradtools import cache, paths, profiles
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from gradtools import cache, lockfile, paths, profiles
 from gradtools.lm import load_causal_lm, sequence_losses, tiny_causal_lm, token_losses
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -106,14 +109,31 @@ def test_token_losses_are_next_token_cross_entropy():
     assert torch.allclose(losses[:, 2:], expected) and (losses[:, :2] == 0).all()
 
 
-def _names(requirements):
-    return {re.split(r"[<>=\[ ]", r.strip())[0].lower() for r in requirements}
+def test_lock_pyproject_and_environment_yml_agree():
+    """Every requirement of pyproject.toml is locked at a version it allows; environment.yml lists
+    exactly pyproject's packages at the lock's versions; the benchmark peers are locked too."""
+    pins = lockfile.read_lock(ROOT / "requirements.lock")
+    requirements = lockfile.direct_requirements(ROOT / "pyproject.toml")
+    assert lockfile.pyproject_violations(pins, requirements) == []
+    env = lockfile.environment_pins(ROOT / "environment.yml")
+    assert env == {canonicalize_name(r.name): pins[canonicalize_name(r.name)] for r in requirements}
+    assert (ROOT / "environment.yml").read_text() == lockfile.environment_yml(requirements, pins)
+    assert all(canonicalize_name(p) in pins for p in lockfile.NO_DEPS_PEERS)
+    assert "+" not in pins["torch"], "torch is locked without its build label (a CUDA build must satisfy it)"
 
 
-def test_environment_yml_lists_the_same_packages_as_pyproject():
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    wanted = _names(project["dependencies"]) | _names(project["optional-dependencies"]["test"])
-    env = (ROOT / "environment.yml").read_text()
-    pip_lines = re.findall(r"^\s+- ([A-Za-z0-9_.\-\[\]<>=]+)\s*$", env.split("- pip:")[1], re.M)
-    listed = _names(line for line in pip_lines if line != "-e")
-    assert wanted == listed - {"-e"}
+def test_installed_environment_equals_the_lock():
+    """`pip freeze` of the running venv: every package in it at the lock's version (torch's build label aside)."""
+    assert lockfile.mismatches(lockfile.read_lock(ROOT / "requirements.lock"), lockfile.installed()) == []
+
+
+def test_lock_helpers_catch_disagreement():
+    pins = lockfile.parse_pins(["# comment", "torch==2.13.0", "numpy==2.0.0", "-e file:///x"])
+    assert pins == {"torch": "2.13.0", "numpy": "2.0.0"}
+    assert lockfile.mismatches(pins, {"torch": "2.13.0+cu128", "numpy": "2.0.0"}) == []
+    assert lockfile.mismatches(pins, {"numpy": "2.1.0", "rich": "1.0"}) == [
+        "numpy: lock 2.0.0, installed 2.1.0", "rich: not in the lock, installed 1.0"]
+    reqs = [Requirement("numpy<2"), Requirement("pandas")]
+    assert lockfile.pyproject_violations(pins, reqs) == [
+        "numpy: lock has 2.0.0, pyproject.toml asks <2", "pandas: required by pyproject.toml, not in the lock"]
+    assert lockfile.parse_pins(lockfile.lock_text({"torch": "2.13.0+cpu"}).splitlines()) == {"torch": "2.13.0"}

@@ -1,0 +1,454 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 00 — The offline checkpoint suite (issue 6)
+#
+# Study 1 (shared gradient discovery) follows language models through training and
+# asks whether the gradients of examples that share a solution align while the
+# solution (a circuit) forms. The paper uses OLMo-style models of 14M-472M
+# parameters (`mirandrom/zsl-checkpoints`); nothing can be downloaded here, so this
+# notebook trains a small stand-in suite on CPU, from scratch, at two sizes, with
+# checkpoints saved log-spaced early and densely where the capabilities emerge.
+#
+# It shows, for each size and checkpoint, three capabilities measured on **held-out
+# evaluation templates**:
+#
+# * **IOI** (indirect object identification): `Then, [B] and [A] went to the [PLACE]. [B] gave a [OBJECT] to` -> `[A]`;
+#   against the controls IOI-name (a random other name) and IOI-copy (`[B]`), and the
+#   share of prompts with `[A]` ranked above `[B]`;
+# * **GT** (greater-than): `The [EVENT] lasted from the year [C][YY] to the year [C]` -> `ZZ > YY`,
+#   as Hanna et al.'s probability difference `P(ZZ > YY) - P(ZZ <= YY)`;
+# * **OML** (one month later): `The [EVENT] lasted one month, from the month of [M] to the month of` -> next month,
+#   as accuracy among the 12 months (chance 1/12).
+#
+# Checkpoints are `save_pretrained` folders of a `transformers` GPT-NeoX, cached under
+# `data/cache/<profile>/checkpoint_suite/<size>/step-NNNNNN/` (not committed); study 1 loads
+# them with `gradtools.lm.load_causal_lm` like any other checkpoint source. Set
+# `profile` to `smoke` (a minute, no emergence expected), `default` (this machine) or
+# `paper` (a GPU).
+
+# %% tags=["parameters"]
+profile = "default"  # smoke | default | paper
+steps = None         # override the number of training steps
+sizes = None         # override the sizes: a dict of name to dict of d_model, n_layers, n_heads (and lr: its peak rate)
+workers = None       # sizes trained at once, one process and one core each (None: the profile's)
+
+# %%
+import json
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+import transformers
+from IPython.display import display
+
+from gradtools import cache, paths, profiles
+from gradtools import checkpoint_suite as cs
+from gradtools import suite_corpus
+from gradtools.lm import load_causal_lm
+from gradtools.lm_training import checkpoint_path, saved_steps
+
+torch.set_num_threads(1)  # one core per process: the models are small, and the timings stay comparable
+transformers.utils.logging.disable_progress_bar()  # one bar per loop (ours), not one per checkpoint file
+
+cfg = profiles.select(profile, {
+    "smoke": dict(
+        sizes={"d16-L1": dict(d_model=16, n_layers=1, n_heads=2), "d24-L2": dict(d_model=24, n_layers=2, n_heads=2)},
+        recipe=dict(vocab_size=600, n_stories=3_000, wiki_chars=60_000, context=32, batch_size=8,
+                    steps=40, lr=3e-3),
+        windows=[(8, 40, 8)], n_ioi=60, n_gt=60, n_oml=60, workers=1),
+    "default": dict(
+        # d64-L2 is the largest size in which IOI transfers to the held-out templates within 12000 steps
+        # here; the 80- and 96-wide models stay at the copying stage (the recipe search below)
+        sizes={"d32-L2": dict(d_model=32, n_layers=2, n_heads=4), "d64-L2": dict(d_model=64, n_layers=2, n_heads=4)},
+        recipe=dict(vocab_size=2048, n_stories=400_000, wiki_chars=None, context=64, batch_size=16,
+                    steps=12_000, lr=2e-3),
+        # log-spaced from step 1, every 64 steps where GT forms, every 250 where IOI forms
+        windows=[(64, 1024, 64), (1000, 12_000, 250)], n_ioi=500, n_gt=500, n_oml=None, workers=2),
+    "paper": dict(
+        sizes={"d128-L2": dict(d_model=128, n_layers=2, n_heads=4), "d256-L4": dict(d_model=256, n_layers=4, n_heads=8),
+               "d512-L6": dict(d_model=512, n_layers=6, n_heads=8)},
+        recipe=dict(vocab_size=4096, n_stories=2_000_000, wiki_chars=None, context=128, batch_size=64,
+                    steps=30_000, lr=1e-3),
+        windows=[(64, 2048, 64), (2000, 30_000, 500)], n_ioi=1000, n_gt=1000, n_oml=None, workers=3),
+}, sizes=sizes, workers=workers)
+if steps is not None:
+    cfg.recipe = {**cfg.recipe, "steps": steps}
+recipe = cs.SuiteRecipe(**cfg.recipe)
+SUITE = cs.suite_dir(profile)
+DATA, FIGURES = paths.data_dir(profile), paths.figures_dir(profile)
+schedule = cs.checkpoint_schedule(recipe.steps, cfg.windows)
+print(recipe)
+for size, shape in cfg.sizes.items():
+    print(f"  {size}: {shape}")
+print(f"{len(schedule)} checkpoints per size:", schedule[:12], "...", schedule[-3:])
+print("suite folder:", SUITE)
+
+# %% [markdown]
+# ## The corpus: what it contains and why
+#
+# Two sources, mixed row by row (90% stories, 10% Wikipedia in `default`):
+#
+# * **Wikipedia**: the plain text of the 106-article English Wikipedia excerpt that
+#   ships with gensim (`enwiki-...-shortened.bz2`, about 3M characters), markup removed
+#   by gensim's `filter_wiki`. It is ordinary English, so the models do not live in a
+#   world of templates only. With a 2048-word vocabulary about a quarter of its words
+#   are `[UNK]`; it is there as noise and English structure, not as the source of the
+#   capabilities.
+# * **Generated stories**, in four kinds, each in *training* templates that differ from
+#   every evaluation template (the test suite checks that no evaluation template, as a
+#   regular expression with its slots open, matches anywhere in the corpus):
+#   - *IOI-like*: two names, one repeated as subject and the other the object of the
+#     last word, composed in two shapes (corpus v4): sentences
+#     (`Kate and Tom walked into the market. It was late. Kate handed the key to Tom.`:
+#     12 introductions with the names in either order, 0-2 filler sentences, an optional
+#     connector, 28 actions) and a single sentence with a leading clause
+#     (`As soon as Tom and Kate found a key in the market, Kate decided to lend it to Tom.`:
+#     7 conjunctions x 10 verb phrases, the same actions), so the only rule that predicts
+#     the last name is "the name that was not repeated", at varying distances and in
+#     varying syntax, never "the second name" or "the name N tokens back";
+#   - *distractors*: the same names, places and objects, and the words of the
+#     evaluation templates (`went to the`, `had a long argument`, `commuting`), in
+#     sentences without the IOI structure (none repeats a name: v3's
+#     `When [X] got home, [X] was tired.` trained exactly the subject copy that IOI must avoid);
+#   - *years*: events from a year to a later year (`The siege began in 1732 and ended in 1756.`,
+#     `... began in the year 1732 and ended in the year 1756.`), 95% within one century:
+#     the greater-than relation;
+#   - *months*: events from one month to the next (`The strike lasted one month, from May to June.`,
+#     `In the month of May the fair began, and in the month of June it ended.`), plus
+#     two-month and single-month sentences so the model must read the duration.
+#
+# Why stories at all: a 2-core budget sees about 12M training tokens; the prototype
+# runs (below) showed that Wikipedia alone at this scale never gets past "a name comes
+# here" to *which* name. The stories make the IOI rule frequent enough to be learned
+# in that budget, while the held-out templates make the evaluation a test of the rule,
+# not of memorised sentences.
+#
+# The corpus carries a version (`suite_corpus.VERSION`, now 4) and its recipe fields in the
+# suite's `corpus.json`; a cached suite built from another corpus stops with a message instead
+# of being reused.
+#
+# The tokenizer is word level (`tokenizers` WordLevel): every name, place, object,
+# event, month and the numbers 00-99 are single tokens, and digit runs are cut into
+# pairs, so the year 1732 is `17` `32` as in GPT-2.
+
+# %%
+t0 = time.time()
+tokenizer, story_stream, wiki_stream = cs.prepare_corpus(SUITE, recipe)
+unk = tokenizer.token_to_id("[UNK]")
+corpus_summary = pd.DataFrame([
+    dict(source="stories", tokens=len(story_stream), unk_share=(story_stream == unk).float().mean().item(),
+         row_share=recipe.story_fraction),
+    dict(source="wikipedia", tokens=len(wiki_stream), unk_share=(wiki_stream == unk).float().mean().item(),
+         row_share=1 - recipe.story_fraction),
+])
+cache.save_table(corpus_summary, DATA / "suite_corpus_summary.parquet")
+print(f"corpus ready in {time.time() - t0:.0f} s; vocabulary {tokenizer.get_vocab_size()}")
+display(corpus_summary)
+print("a few generated stories:")
+for s in suite_corpus.stories(6, seed=11):
+    print("  ", s)
+
+# %% [markdown]
+# ## Models and training
+#
+# The model family of the foundation issue (`gradtools.lm.tiny_causal_lm`): a
+# `transformers` GPT-NeoX, pre-LayerNorm, rotary positions, untied unembedding, MLP
+# width 4 x d_model. Sizes are named `d<width>-L<layers>`. Training is the project's
+# one LM loop, `gradtools.lm_training.train_causal_lm` (AdamW, betas 0.9/0.95, weight
+# decay 0.1, gradient clipping 1.0), with a 5% linear warm-up then cosine decay to 10%
+# of the peak rate (`checkpoint_suite.warmup_cosine`, passed as `lr_lambda`). A batch
+# is `batch_size` windows of `context` tokens cut at random offsets of the two streams;
+# the loss is the mean next-token cross-entropy over all tokens. A trained size is
+# read back from the cache; an interrupted one resumes.
+# A size may set its own peak learning rate (`lr` in its entry of `sizes`; recorded in its
+# `recipe.json`). `workers` sizes train at once, each in its own process on one core
+# (`checkpoint_suite.train_sizes`); every size's cached recipe is checked before any training.
+#
+
+# %%
+t0 = time.time()
+training_log = cs.train_sizes(SUITE, cfg.sizes, recipe, schedule, workers=cfg.workers)
+cache.save_table(training_log, DATA / "suite_training_loss.parquet")
+print(f"training (or reading the cache): {time.time() - t0:.0f} s, {cfg.workers} size(s) at a time")
+wall = {}
+for size in cfg.sizes:
+    info = json.loads((SUITE / size / "recipe.json").read_text())
+    wall[size] = info.get("wall_s")
+    model = load_causal_lm(checkpoint_path(SUITE / size, recipe.steps))
+    n_params = sum(p.numel() for n, p in model.named_parameters() if "embed" not in n)
+    print(f"{size}: peak lr {info['lr']}, {n_params / 1e6:.2f}M non-embedding parameters, "
+          f"{len(saved_steps(SUITE / size))} checkpoints, training wall time {wall[size]} s")
+
+fig, ax = plt.subplots(figsize=(6, 3.5))
+for size, g in training_log.groupby("size", sort=False):
+    ax.plot(g.step, g.loss.rolling(50, min_periods=1).mean(), label=size)
+ax.set(xscale="log", xlabel="step", ylabel="training loss (50-step mean)", title="Suite training loss")
+ax.legend()
+fig.tight_layout()
+for ext in ("png", "pdf"):
+    fig.savefig(FIGURES / f"suite_training_loss.{ext}", dpi=150)
+plt.show()
+
+
+# %% [markdown]
+# ## Capabilities at every checkpoint
+#
+# The evaluation sets come from `gradtools.prompt_datasets` (the generators study 1
+# reuses), with the evaluation templates above: 15 IOI templates and their ABBA swaps,
+# the GT template over 34 events, centuries 11-17 and YY 02-98, the OML template over
+# 34 events x 12 months. IOI-name loss is the expected loss of a random other name,
+# `-mean_{n != A, B} log p(n)` over the 99 names, which removes the sampling noise of
+# drawing one name per prompt.
+
+# %%
+datasets = cs.evaluation_datasets(tokenizer, cfg.n_ioi, cfg.n_gt, cfg.n_oml)
+tables = []
+for size in cfg.sizes:
+    # per-checkpoint metrics are cached beside the checkpoints, keyed by the evaluation sizes
+    key = f"capabilities_ioi{cfg.n_ioi}_gt{cfg.n_gt}_oml{cfg.n_oml}.parquet"
+    tables.append(cache.cached_table(SUITE / size / key, lambda: cs.evaluate_size(SUITE, size, datasets)))
+capabilities = pd.concat(tables, ignore_index=True)
+cache.save_table(capabilities, DATA / "suite_capabilities.parquet")
+wide = capabilities.pivot_table(index=["size", "step"], columns="metric", values="value").reset_index()
+wide["ioi_margin"] = wide.ioi_name_loss - wide.ioi_loss  # nats by which IOI beats a random name
+display(wide.groupby("size").tail(3).round(3))
+
+# %%
+panels = [("ioi losses", None), ("ioi_rank_accuracy", 0.8), ("gt_prob_diff", 0.5), ("oml_accuracy", 1 / 12)]  # grey lines: thresholds (OML: chance)
+titles = {"ioi losses": "IOI loss (solid), IOI-name (dashed), IOI-copy (dotted)",
+          "ioi_rank_accuracy": "IOI: share with [A] above [B]", "gt_prob_diff": "GT: P(ZZ>YY) - P(ZZ<=YY)",
+          "oml_accuracy": "OML: accuracy among 12 months"}
+fig, axes = plt.subplots(1, 4, figsize=(17, 3.8))
+colors = dict(zip(cfg.sizes, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+for ax, (metric, line) in zip(axes, panels):
+    for size, g in wide.groupby("size", sort=False):
+        g = g[g.step > 0]
+        if metric == "ioi losses":
+            ax.plot(g.step, g.ioi_loss, color=colors[size], label=size)
+            ax.plot(g.step, g.ioi_name_loss, color=colors[size], ls="--")
+            ax.plot(g.step, g.ioi_copy_loss, color=colors[size], ls=":")
+        else:
+            ax.plot(g.step, g[metric], color=colors[size], marker=".", ms=3, label=size)
+    if line is not None:
+        ax.axhline(line, color="grey", lw=0.8, ls="--")
+    ax.set(xscale="log", xlabel="step", title=titles[metric])
+    ax.title.set_fontsize(9)
+axes[0].set_ylabel("loss (nats)")
+axes[0].legend()
+fig.suptitle("Capabilities of the checkpoint suite on held-out evaluation templates (grey: thresholds of issue 6)")
+fig.tight_layout()
+for ext in ("png", "pdf"):
+    fig.savefig(FIGURES / f"suite_capability_emergence.{ext}", dpi=150)
+plt.show()
+
+# %% [markdown]
+# ## Emergence steps and the issue's thresholds
+#
+# A capability *emerges* at the first checkpoint from which it stays past its
+# threshold at every later checkpoint (`checkpoint_suite.emergence_step`, "held from");
+# the table also gives the first checkpoint past it (`checkpoint_suite.first_step_beyond`,
+# "first reached"), and the range over the last 1000 steps, since near a threshold the
+# metrics move by several points from one checkpoint to the next:
+#
+# * IOI: IOI loss at least 0.5 nats below IOI-name loss **and** [A] ranked above [B] on
+#   at least 80% of prompts;
+# * GT: probability difference above 0.5;
+# * OML: accuracy above chance, i.e. above 1/12 by two binomial standard errors
+#   (`1/12 + 2 sqrt(1/12 * 11/12 / n)`, 0.11 for the 408 prompts), and, stricter, above 0.5.
+#
+# The last columns check the final checkpoint against issue 6's requirements.
+
+# %%
+chance = 1 / 12 + 2 * np.sqrt(1 / 12 * 11 / 12 / len(datasets["oml"]))
+rows = []
+for size, g in wide.groupby("size", sort=False):
+    ioi_ok = g.assign(value=((g.ioi_margin >= 0.5) & (g.ioi_rank_accuracy >= 0.8)).astype(float))
+    final = g.sort_values("step").iloc[-1]
+    final_step = final.step
+    gt_curve = g.rename(columns={"gt_prob_diff": "value"})
+    last_1000 = g[g.step > final_step - 1000]  # the last 1000 steps: how stable the end is
+    rows.append(dict(
+        size=size,
+        ioi_emerges=cs.emergence_step(ioi_ok, 0.5), ioi_first_reached=cs.first_step_beyond(ioi_ok, 0.5),
+        gt_emerges=cs.emergence_step(gt_curve, 0.5), gt_first_above=cs.first_step_beyond(gt_curve, 0.5),
+        oml_above_chance_from=cs.emergence_step(g.rename(columns={"oml_accuracy": "value"}), chance),
+        oml_above_half_from=cs.emergence_step(g.rename(columns={"oml_accuracy": "value"}), 0.5),
+        final_step=int(final.step), final_ioi_loss=final.ioi_loss, final_ioi_name_loss=final.ioi_name_loss,
+        final_ioi_copy_loss=final.ioi_copy_loss, final_ioi_margin=final.ioi_margin,
+        final_ioi_rank_accuracy=final.ioi_rank_accuracy, final_gt_prob_diff=final.gt_prob_diff,
+        final_oml_accuracy=final.oml_accuracy,
+        last_1000_ioi_rank_accuracy_range=f"{last_1000.ioi_rank_accuracy.min():.2f}-{last_1000.ioi_rank_accuracy.max():.2f}",
+        last_1000_gt_prob_diff_range=f"{last_1000.gt_prob_diff.min():.2f}-{last_1000.gt_prob_diff.max():.2f}",
+        passes_ioi=bool(final.ioi_margin >= 0.5 and final.ioi_rank_accuracy >= 0.8),
+        passes_gt=bool(final.gt_prob_diff > 0.5), passes_oml=bool(final.oml_accuracy > chance),
+        train_wall_s=wall[size]))
+emergence = pd.DataFrame(rows).astype({c: "Int64" for c in ["ioi_emerges", "ioi_first_reached", "gt_emerges", "gt_first_above", "oml_above_chance_from", "oml_above_half_from"]})
+cache.save_table(emergence, DATA / "suite_emergence_steps.parquet")
+display(emergence.T)
+
+# The verdict against issue 6, for the largest size of this profile
+big = emergence.iloc[-1]
+print(f"Largest size {big['size']} at step {big.final_step}:")
+print(f"  IOI: loss {big.final_ioi_loss:.2f} vs IOI-name {big.final_ioi_name_loss:.2f} (margin {big.final_ioi_margin:.2f}, "
+      f"needs >= 0.5), [A] above [B] on {big.final_ioi_rank_accuracy:.0%} (needs >= 80%): "
+      f"{'PASS' if big.passes_ioi else 'FAIL'}; first reached at step {big.ioi_first_reached}, "
+      f"held from step {big.ioi_emerges} (last 1000 steps: {big.last_1000_ioi_rank_accuracy_range})")
+print(f"  GT: probability difference {big.final_gt_prob_diff:.2f} (needs > 0.5): {'PASS' if big.passes_gt else 'FAIL'}; "
+      f"first above at step {big.gt_first_above}, held from step {big.gt_emerges} "
+      f"(last 1000 steps: {big.last_1000_gt_prob_diff_range})")
+print(f"  OML: accuracy {big.final_oml_accuracy:.0%} (chance 1/12): {'PASS' if big.passes_oml else 'FAIL'}; "
+      f"above chance from step {big.oml_above_chance_from}, above 50% from step {big.oml_above_half_from}")
+
+# %% [markdown]
+# ## How study 1 reads the suite
+#
+# A checkpoint is a folder; the tokenizer sits at the suite's root. The prompt
+# datasets of study 1 are built for this tokenizer by `gradtools.prompt_datasets`
+# (and for any Hugging Face tokenizer the same way).
+
+# %%
+from gradtools import prompt_datasets
+from gradtools.word_tokenizer import load_word_tokenizer
+
+largest = list(cfg.sizes)[-1]
+tok = load_word_tokenizer(SUITE / "tokenizer.json")
+model = load_causal_lm(checkpoint_path(SUITE / largest, saved_steps(SUITE / largest)[-1]))
+ioi = prompt_datasets.make_dataset("ioi", tok, n=4)
+with torch.no_grad():
+    logits = model(**{k: v for k, v in ioi.batch().items() if k != "labels"}).logits
+for i, text in enumerate(ioi.meta.text):
+    guess = tok.id_to_token(int(logits[i, ioi.last_positions()[i]].argmax()))
+    print(f"{text} -> {guess!r} (answer {ioi.meta.a[i]!r})")
+
+# %% [markdown]
+# ## Recipe search and results (default profile)
+#
+# All runs below used the default shape family (GPT-NeoX, context 64, batch 16, AdamW
+# betas 0.9/0.95, weight decay 0.1, clipping 1.0, 5% warm-up then cosine to 10%, 12000
+# steps, 90% stories / 10% Wikipedia, vocabulary 2048) with peak lr 3e-3 unless the row
+# says otherwise, on this 2-core machine, most of them beside other jobs (timings 1.5-3x
+# slower than idle). Metrics are on the held-out evaluation templates (300-500 prompts a set).
+#
+# | run | corpus | size | what it gave |
+# |---|---|---|---|
+# | prototype 1 (issue 6) | Wikipedia + stories, custom GPT 0.34M, 3000 steps | — | IOI loss = IOI-name loss (about ln 50): "a name comes here", never which name; GT rose from step ~120 to 0.66 |
+# | prototype 2 (issue 6) | 90% stories, d96-L3, 12000 steps | d96-L3 | IOI loss = IOI-name loss (3.93) up to step 7117; at 12000 IOI 2.43 vs IOI-name 5.25, IOI-copy 4.86, 86% [A] over [B] |
+# | A | v1: 16 fixed IOI templates (both name orders), no "the month of"/"the year" phrasing | d64-L2 (stopped at 4750) | copying from step ~2500, first of the wrong name (IOI-copy 3.24 < IOI 4.26, [A] over [B] 25% at 3000), then [A] over [B] rising to 69% at 4500-4750 (IOI 3.5 vs IOI-name 9.7); GT <= 0.17; OML accuracy peaked at 75% (step 2500) then fell to chance |
+# | A | same | d96-L3 (stopped at 2750) | no copying yet (IOI = IOI-name = 5.6); GT 0.22; OML at chance |
+# | B | v2 = v1 + "in the month of M ... in the month of M+1" and "in the year ..." sentences | d64-L2, 12000 steps (24.8 min) | OML 100% from step ~2000; GT 0.26-0.47, never above 0.5 (0.28 at the end); IOI: copies the **subject** [B] on the held-out templates from step ~4000 to the end (IOI 4.94 vs IOI-copy 3.07, [A] over [B] 34% at 12000) while on the *training* templates it solves IOI (99.7% [A] over [B], loss 0.03): it learned the 16 templates, not the rule |
+# | B | same | d96-L3 (stopped at 7250) | same picture: copying [B] from step ~6000 (IOI-copy 1.7, [A] over [B] 12% at 6750; training templates 96%); GT 0.45-0.47; OML 100% |
+# | C (default, this notebook) | v3 = v2 with composed IOI stories (12 introductions x 0-2 fillers x connectors x 18 actions) and 95% (was 80%) same-century year pairs | d64-L2 (14.5 min) | IOI loss below IOI-name by >= 0.5 nats from step 5000; [A] over [B] above 60% from 6250, peak 80% at 8750, 72% at 12000 (IOI 6.69, IOI-name 9.76, IOI-copy 8.97: the model no longer copies [B], but puts little mass on any name after these templates' `to`); GT above 0.5 from 6500 (0.59 at the end); OML 100% from ~1000 |
+# | C | same | d96-L3 (21.7 min) | IOI = IOI-name = IOI-copy (about 4.8) up to step ~9000, then IOI falls: margin >= 0.5 from 9750, at 12000 IOI 3.28, IOI-name 6.09, IOI-copy 4.99, [A] over [B] 67%, rising steeply over the last 1000 steps (48% at 10750, 55% at 11750); GT above 0.5 from 11250 (0.60); OML 100% from 1500 |
+# | D | v3, **24000 steps** (twice the budget), lr 3e-3 | d64-L2 | [A] over [B] 83% at step 7000, then 34-60% and 27% at 24000: the model copies the subject [B] (IOI-copy 5.2 < IOI 6.1 < IOI-name 6.4 at 23000); GT 0.55 |
+# | D | same | d96-L3 | plateau to ~12000, then copies [B] (IOI-copy 3.7-4.8 below IOI 4.3-5.1, IOI-name 9.3); [A] over [B] 46% at 24000; GT 0.74 |
+# | E | v3, 12000 steps, **lr 1e-3** | d96-L3 | plateau (IOI = IOI-name = IOI-copy, about 5.5) to step 6000, copying from 7000, then IOI emerges between steps 8000 and 9000 ([A] over [B] 57% -> 98%, IOI 1.45 vs IOI-name 7.91) and holds: 97.6% at 12000 (IOI 1.32, IOI-name 10.0, IOI-copy 8.48). GT rose to 0.47 at 7000, then fell back to 0.22-0.38 as IOI formed (0.22 at the end); OML 100% |
+# | E | same | d64-L2 | copies [B] at 5000-7000 ([A] over [B] 35%), then 60-67% from 8000 (IOI 3.0 vs IOI-name 8.8 at 12000); GT 0.48-0.50 |
+# | F | v3, 12000 steps, **lr 2e-3** | d64-L2 | IOI emerges at step ~6000 and holds: [A] over [B] 88% at 6000, 91-93% from 7000 (IOI 3.36, IOI-name 9.30, IOI-copy 10.48 at 12000); GT 0.51-0.58 from 5000; OML 84-100% (100% at the end): **passes every threshold of issue 6** |
+# | F | same | d96-L3 | still on the plateau at 10500 (IOI = IOI-name = IOI-copy, about 5.0; [A] over [B] 46%) |
+# | G | v3, 12000 steps, **lr 1.5e-3** (25.0 min, beside run H) | d96-L3 | GT above 0.5 from step ~4000 and 0.62-0.73 from 6000 (0.73 at the end); IOI leaves the plateau at ~8000 through a copying stage (IOI-copy 4.52, IOI 4.30 at 8000), then [A] over [B] 54% at 9000, 70-72% over 10000-12000 (IOI 3.58, IOI-name 7.88, IOI-copy 6.15 at 12000): margin 4.3 nats, rank accuracy short of 80%; OML 100% |
+# | H | v3, 12000 steps, **lr 2e-3**, a 2-layer d96 (20.6 min, beside run G) | d96-L2 | IOI emerges at ~10000 ([A] over [B] 65% at 8000, 89-92% from 10000; IOI 8.71, IOI-name 9.35, IOI-copy 12.68 at 12000: margin 0.64 nats, the model puts little mass on any name); GT 0.55 at 6000, then 0.2-0.4 (0.20 at the end); OML 92-100% |
+# | F2 | v3, a rerun of F (lr 2e-3, one thread per process) | d64-L2 | [A] over [B] 87% at 7000, then 75-81% and **69% at 12000** (IOI 4.78, IOI-name 5.88, IOI-copy 5.72); GT 0.58; OML 100%. F's pass did not repeat: at this scale one run's end point moves by 20 points with the floating-point order of the sums |
+# | F2 | same | d32-L2 | plateau throughout (IOI = IOI-name = IOI-copy, about 5.4); GT 0.18; OML at chance |
+# | I | v3, **lr 1.25e-3** | d96-L3 | plateau to 7000, then copies [B] ([A] over [B] 39-44% from 8000 to 12000, IOI-copy 5.04 < IOI 5.69); GT 0.49 |
+# | J | v3, **lr 1.5e-3**, a d80-L3 | d80-L3 | copies [B] at 8000-9000 (37%), then 66-69% from 10000 (IOI 5.58, IOI-name 8.67); GT 0.49 |
+# | K (default, this notebook) | **v4** = v3 + IOI stories also in a leading-clause shape (`As soon as [N1] and [N2] found a [OBJECT] in the [PLACE], [S] decided to lend it to [IO].`), 10 more actions (pronoun objects, verbs of speech), the subject-copying distractor replaced; **lr 2e-3** | d64-L2 | the table above: IOI-name separates at 4000 (copying stage: IOI-copy below IOI at 4000-5500), IOI loss falls below 2 nats from 7000, [A] over [B] 59-85% from 7000 to the end (81% at 12000); GT 0.36-0.60 from 5500 (0.58 at the end); OML 100% from 1500 |
+# | K | same | d32-L2 | plateau throughout; GT 0.40; OML 100% from ~6750 |
+# | K | v4, **lr 1.5e-3** | d96-L3 | copies [B] from 8000 to the end ([A] over [B] 42-51%, IOI-copy 2.2 < IOI 3.8 at 12000); GT 0.64-0.71 |
+# | L | v4, **lr 1e-3** | d96-L3 | copies [B] from 8000 ([A] over [B] 36-40%); GT 0.43-0.53 |
+# | M | v4, lr 2e-3, **seed 1** (stories, initialisation and batches all follow the seed; 10.0 min on one core beside another run) | d64-L2 | IOI from step ~5000 and held: [A] over [B] 90% at 5000, 95-97% from 6000 (IOI 1.55, IOI-name 9.89, IOI-copy 10.27 at 12000); GT 0.52-0.60 over the last 1000 steps (0.58 at the end); OML 100%: passes, with room |
+# | N | same, **seed 2** (9.3 min) | d64-L2 | copies [B] from ~6000 to the end ([A] over [B] 36-39%, IOI-copy 3.84 < IOI 5.29 at 12000): **fails IOI**; GT 0.55; OML 100% |
+# | O | same, **seed 3** (9.7 min) | d64-L2 | IOI from step ~6000 and held: 98-100% (IOI 2.82, IOI-name 10.52, IOI-copy 13.14 at 12000); GT 0.55-0.66; OML 100%: passes, with room |
+#
+# What the search showed: (1) OML needs the evaluation's phrase "the month of" somewhere
+# in training (in another template); without it accuracy stays at chance.
+# (2) IOI on held-out templates needs *varied* training templates: with 16 fixed ones
+# the models reach the copying stage, then inhibit the subject only inside the
+# templates they saw, and on new templates keep copying the subject, the opposite of
+# IOI. (3) The order of events in every run that copied was the paper's: IOI-name
+# diverges first (the model learns to copy a name from the context), and IOI-copy
+# separates from IOI later, if at all.
+# (4) **The learning rate decides whether IOI transfers to the held-out templates** (runs D-F,
+# a later session, each size on one core beside other jobs). At lr 3e-3 the models solve IOI
+# on *training-style* stories (new name pairs in the training templates: [IO] above [S] on
+# 99-100% of 300 stories from step 12000 for d96-L3 and from step 7000 for d64-L2, run D),
+# yet on the held-out evaluation templates they copy the subject [B], and training longer
+# (24000 steps) makes that worse, not better (d64-L2 72% -> 27%). At lr 1e-3, d96-L3 leaves the
+# plateau at step ~8000 and solves the held-out IOI prompts (98%); at lr 2e-3, d64-L2 does (93%)
+# while d96-L3 stays on the plateau. Larger models want the lower rate, as in the real suites.
+# (5) GT trades off against IOI in d96-L3 at lr 1e-3: its probability difference rose to 0.47
+# by step 7000 and fell back to 0.2-0.4 as IOI formed (0.22 at the end).
+# (6) For the 96-wide models the learning rate trades IOI transfer against GT (runs E, G, H): lr 1e-3
+# gives IOI 98% and GT 0.22; lr 1.5e-3 gives GT 0.73 and IOI 71%; a 2-layer d96 at 2e-3 gives IOI 92%
+# and GT 0.20. In every d96 run GT is highest just before IOI forms and falls while it forms, except
+# at 1.5e-3 where IOI stops short. Only d64-L2 at lr 2e-3 (run F) passes every threshold at once.
+# (The GT losses are not from copying `YY`: p(YY) stays at 0.01-0.02; the comparison itself blurs,
+# P(ZZ > YY) 0.70 -> 0.57 in run E's d96-L3 between steps 7000 and 12000.)
+# (7) **Single runs are noisy.** Run F's d64-L2 (93%) did not repeat on a rerun of the same recipe
+# (F2: 69%), and near the thresholds the metrics move by 5-20 points from one checkpoint to the next
+# (the default's d64-L2: 59-85% over its last 5000 steps). Conclusions (4)-(6) rest on one run each
+# and are weaker than they read.
+# (8) **Syntactic variety in the training stories is what moves IOI transfer** (corpus v4, run K):
+# with the leading-clause shape added, d64-L2's IOI loss on held-out prompts is 1.1-2.7 nats from step 7000
+# (v3 runs F, F2: 2.9-5.4) and the five evaluation templates with a leading clause (`After/When/While [B] and
+# [A] ..., [B] gave a [OBJECT] to`) are solved on 100% of prompts; the two-sentence templates are
+# solved on 55-100%, and the two that end in `[B] said to` on 0-50%, which no training action
+# resembles closely. The 80- and 96-wide models stay at the copying stage within 12000 steps on
+# both corpora (runs I-L): larger models leave the plateau later here (the copying stage at ~8000 against ~4000),
+# and in 12000 steps they only reach the copying stage. So the default's largest size is d64-L2.
+# (9) **Seeds** (runs K, M-O: the default recipe for d64-L2 with seeds 0-3): three of four seeds pass
+# every threshold at the last checkpoint, two of them with room (97%, 100%), the default's seed 0
+# narrowly (81%); seed 2 gets stuck at the copying stage (39%). GT ends at 0.55-0.64 and OML at 100%
+# in all four. So the default recipe makes IOI emerge in d64-L2 in most runs, not in every run.
+# Runs D-O were trained with `checkpoint_suite.train_size` (the default recipe with the steps,
+# learning rate, shape, seed or corpus version changed) outside this notebook; their held-out metrics every 1000 steps are in
+# `data/suite_recipe_probes.parquet` (run, corpus, size, steps, lr, step, metric, value).
+#
+# **Verdict against issue 6 (largest default size, d64-L2, step 12000, corpus v4, lr 2e-3):**
+#
+# * IOI loss at least 0.5 nats below IOI-name loss: **yes** (8.8 nats: IOI 1.23, IOI-name 10.07,
+#   IOI-copy 7.29; held from step 4000).
+# * [A] ranked above [B] on at least 80% of prompts: **yes, narrowly: 81%** at the last checkpoint.
+#   It is first reached at step 9750 (85%) but not held: over the last 1000 steps it reads 69-81%,
+#   over the last 5000 steps 59-85%. The threshold is met at the end; a stable 80% is not. Across
+#   seeds (runs M-O) the same recipe gives 97%, 39% and 100%: three of four runs pass.
+# * GT probability difference above 0.5: **yes** (0.58; first above at 4096, 0.36-0.60 from 5500 on and
+#   0.42-0.58 over the last 1000 steps, so it too sits near the threshold).
+# * OML accuracy above chance: **yes** (100%, above chance from step 1250, above 50% from 1500).
+#
+# **What did not work and what is left:** the 80- and 96-wide models do not get past the copying
+# stage in 12000 steps on either corpus (runs I-L), so the default has no size larger than d64-L2;
+# the smaller d32-L2 stays on the plateau (no IOI, GT 0.40), like the paper's smallest models on
+# their hardest tasks. No `suite` profile was added: the default budget suffices for d64-L2, and no
+# larger budget measured here (24000 steps, run D) made a larger model pass.
+#
+# **Emergence windows**, for study 1's dense checkpoints (d64-L2): OML jumps from chance to 100%
+# between steps 1024 and 1500; GT rises from step ~200 and crosses 0.5 at 4096-5500; IOI leaves the
+# plateau at 3750-4000 with the copying stage (IOI-name separates first, IOI-copy at or below IOI until
+# ~5750), and IOI proper forms between 6250 and 7500 (IOI loss 4.4 -> 1.9 nats, [A] over [B]
+# 51% -> 73%), inside the 250-step window. As in the paper, IOI-name separates from IOI first,
+# IOI-copy later.
+#
+# **Wall time**: the two sizes train side by side (`workers=2`, one process and one core each).
+# This suite was trained as four single-thread processes on the 2 cores (its sizes beside runs K
+# and L's d96-L3), so its recorded times are slow: d32-L2 17.5 min, d64-L2 20.2 min. Two d64-L2
+# runs side by side on the otherwise idle machine (runs N and O) took 9.3 and 9.7 minutes, so the
+# default suite (d64-L2 beside the cheaper d32-L2) trains in about 10 minutes, well within the
+# 45-minute budget, and is read from the cache afterwards. Evaluating all 142 checkpoints takes under a minute; a cached rerun of the notebook,
+# about a minute.
+#

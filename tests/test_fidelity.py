@@ -1,0 +1,103 @@
+"""The fidelity table (claims of every notebook) and the drift check against committed tables."""
+import subprocess
+
+import pandas as pd
+import pytest
+
+from gradtools import drift, fidelity
+
+
+def rows(*verdicts):
+    return [fidelity.claim("study 9", f"claim {i}", "paper says", f"measured {i}", v, "" if v == "reproduced" else "why")
+            for i, v in enumerate(verdicts)]
+
+
+def test_claim_checks_its_verdict_and_needs_a_why():
+    with pytest.raises(ValueError, match="not one of"):
+        fidelity.claim("s", "c", "p", "m", "holds")
+    with pytest.raises(ValueError, match="needs a 'why'"):
+        fidelity.claim("s", "c", "p", "m", "partly")
+    assert fidelity.claim("s", "c", "p", "m", "reproduced")["verdict"] == "reproduced"
+
+
+def test_verdict_from():
+    assert fidelity.verdict_from(True) == "reproduced"
+    assert fidelity.verdict_from(False) == "not reproduced"
+    assert fidelity.verdict_from(False, partly=True) == "partly"
+    assert fidelity.verdict_from(None) == "not measured"
+
+
+def test_duplicate_claims_are_refused():
+    with pytest.raises(ValueError, match="listed twice"):
+        fidelity.claims_table("nb", rows("reproduced") * 2)
+
+
+def test_assemble_markdown_and_readme(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRADTOOLS_ROOT", str(tmp_path))
+    fidelity.save_claims("01_b", rows("reproduced", "partly"))
+    fidelity.save_claims("00_a", rows("not reproduced", "not measured", "reproduced"))
+    table = fidelity.assemble()
+    assert table.notebook.tolist() == ["00_a"] * 3 + ["01_b"] * 2
+    assert pd.read_parquet(tmp_path / "data" / "fidelity.parquet").equals(table)
+    md = (tmp_path / "data" / "fidelity.md").read_text()
+    assert "| `00_a` | 3 | 1 reproduced, 1 not reproduced, 1 not measured |" in md
+    assert "| `01_b` | 2 | 1 reproduced, 1 partly |" in md
+    assert md.count("| study 9 |") == 5
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{fidelity.README_START}\nold\n{fidelity.README_END}\nafter\n")
+    assert fidelity.update_readme(readme, table)
+    text = readme.read_text()
+    assert text.startswith("intro\n") and text.endswith("after\n") and "old" not in text and md in text
+    assert not fidelity.update_readme(readme, table)  # unchanged the second time
+    (tmp_path / "R2.md").write_text("no markers")
+    with pytest.raises(ValueError, match="no fidelity markers"):
+        fidelity.update_readme(tmp_path / "R2.md", table)
+
+
+def test_smoke_claims_go_to_the_profile_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRADTOOLS_ROOT", str(tmp_path))
+    fidelity.save_claims("00_a", rows("reproduced"), profile="smoke")
+    assert (tmp_path / "data" / "smoke" / "claims" / "00_a.parquet").exists()
+    assert not (tmp_path / "data" / "claims").exists()
+
+
+def test_max_relative_difference():
+    a = pd.Series([1.0, 2.0, float("nan"), 0.0])
+    assert drift.max_relative_difference(a, a.copy()) == 0.0
+    b = pd.Series([1.0, 2.2, float("nan"), 0.0])
+    assert drift.max_relative_difference(b, a) == pytest.approx(0.2 / 2.2)
+    c = pd.Series([1.0, 2.0, 3.0, 0.0])  # NaN on one side only
+    assert drift.max_relative_difference(c, a) == float("inf")
+
+
+def test_compare_table_reports_numbers_cells_verdicts_and_shape():
+    old = pd.DataFrame({"claim": ["x", "y"], "verdict": ["reproduced", "partly"], "v": [1.0, 4.0]})
+    new = old.assign(verdict=["reproduced", "not reproduced"], v=[1.0, 5.0])
+    out = drift.compare_table(new, old)
+    assert out["status"] == "differs" and out["max_rel_diff"] == pytest.approx(0.2)
+    assert out["cells_differ"] == 1 and out["verdict_changes"] == ["y: partly -> not reproduced"]
+    assert drift.compare_table(old.copy(), old)["status"] == "equal values"
+    assert drift.compare_table(old.iloc[:1], old)["status"].startswith("shape changed")
+
+
+def test_drift_report_against_a_git_revision(tmp_path, monkeypatch):
+    repo = tmp_path / "repo"
+    (repo / "data" / "claims").mkdir(parents=True)
+    git = lambda *a: subprocess.run(["git", "-C", str(repo), *a], check=True, capture_output=True)
+    git("init", "-q")
+    pd.DataFrame({"a": [1.0, 2.0]}).to_parquet(repo / "data" / "same.parquet", index=False)
+    pd.DataFrame({"a": [1.0, 2.0]}).to_parquet(repo / "data" / "moved.parquet", index=False)
+    fidelity.claims_table("nb", rows("reproduced")).to_parquet(repo / "data" / "claims" / "nb.parquet", index=False)
+    git("add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tables")
+    pd.DataFrame({"a": [1.0, 2.5]}).to_parquet(repo / "data" / "moved.parquet", index=False)
+    fidelity.claims_table("nb", rows("partly")).to_parquet(repo / "data" / "claims" / "nb.parquet", index=False)
+    pd.DataFrame({"a": [1]}).to_parquet(repo / "data" / "new.parquet", index=False)
+    monkeypatch.setenv("GRADTOOLS_ROOT", str(repo))
+    report = drift.drift_report("default").set_index("table")
+    assert report.loc["same.parquet", "status"] == "identical"
+    assert report.loc["moved.parquet", "max_rel_diff"] == pytest.approx(0.2)
+    assert report.loc["new.parquet", "status"] == "not committed"
+    assert report.loc["claims/nb.parquet", "verdict_changes"] == ["claim 0: reproduced -> partly"]
+    text = drift.format_report(report.reset_index())
+    assert "1 identical" in text and "claim 0: reproduced -> partly" in text
