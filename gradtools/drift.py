@@ -19,6 +19,7 @@ import pandas as pd
 from .paths import data_dir
 
 TINY = 1e-12
+README_START, README_END = "<!-- drift:start -->", "<!-- drift:end -->"
 
 
 def table_paths(folder: Path) -> list[Path]:
@@ -102,3 +103,8 @@ def format_report(report: pd.DataFrame) -> str:
         cells = "" if pd.isna(r.cells_differ) else int(r.cells_differ)
         lines.append(f"| `{r.table}` | {r.status} | {rel} | {cells} | {changes} |")
     return "\n".join(lines)
+
+
+def readme_block(report: pd.DataFrame, rev: str, date: str, how: str) -> str:
+    """The report as pasted into the README: when, against what, how the run was made."""
+    return f"Drift report of {date}: {how}, compared with `{rev}`.\n\n{format_report(report)}\n"

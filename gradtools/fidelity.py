@@ -109,14 +109,19 @@ def markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n\n" + claims_markdown(table)
 
 
+def paste_between(path: str | Path, start: str, end: str, body: str) -> bool:
+    """Replace the text between the marker lines ``start`` and ``end`` of a file; True if it changed."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
+    if not pattern.search(text):
+        raise ValueError(f"{path} has no markers {start!r} ... {end!r}")
+    new = pattern.sub(lambda _: f"{start}\n{body.rstrip()}\n{end}", text)
+    if new != text:
+        atomic_write(path, lambda tmp: tmp.write_text(new, encoding="utf-8"))
+    return new != text
+
+
 def update_readme(readme: str | Path, table: pd.DataFrame) -> bool:
     """Replace the text between the README's fidelity markers with the table; True if it changed."""
-    readme = Path(readme)
-    text = readme.read_text(encoding="utf-8")
-    pattern = re.compile(re.escape(README_START) + r".*?" + re.escape(README_END), re.S)
-    if not pattern.search(text):
-        raise ValueError(f"{readme} has no fidelity markers ({README_START!r} ... {README_END!r})")
-    new = pattern.sub(lambda _: f"{README_START}\n{markdown(table)}{README_END}", text)
-    if new != text:
-        atomic_write(readme, lambda tmp: tmp.write_text(new, encoding="utf-8"))
-    return new != text
+    return paste_between(readme, README_START, README_END, markdown(table))

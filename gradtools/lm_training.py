@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -42,13 +43,28 @@ def saved_steps(out_dir: str | Path) -> list[int]:
     return sorted(int(p.name.split("-")[1]) for p in Path(out_dir).glob("step-*") if p.is_dir())
 
 
+@contextmanager
+def quiet_progress_bars():
+    """No ``transformers`` progress bars inside the block (restored afterwards)."""
+    from transformers.utils import logging as hf_logging
+
+    was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_on:
+            hf_logging.enable_progress_bar()
+
+
 def save_checkpoint(model: nn.Module, out_dir: str | Path, step: int) -> Path:
     """``model.save_pretrained`` into ``step-NNNNNN``, atomically (temporary folder, then rename)."""
     final = checkpoint_path(out_dir, step)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}."))
     try:
-        model.save_pretrained(tmp)
+        with quiet_progress_bars():  # transformers >= 5 draws a "Writing model shards" bar per save
+            model.save_pretrained(tmp)
         if final.exists():  # a resumed run rewrites the same parameters: replace, never mix
             shutil.rmtree(final)
         os.rename(tmp, final)

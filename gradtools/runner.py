@@ -205,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compare", action="store_true",
                         help="run nothing: compare the profile's tables with those committed at --rev")
     parser.add_argument("--rev", default="HEAD", help="git revision --compare reads (default HEAD)")
+    parser.add_argument("--readme", metavar="HOW",
+                        help="with --compare: paste the report, dated, into the README; HOW says how the run was made")
     args = parser.parse_args(argv)
     try:
         check_profile(args.profile)
@@ -215,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.compare:
         report = drift.drift_report(args.profile, args.rev)
         print(drift.format_report(report))
+        if args.readme:
+            block = drift.readme_block(report, args.rev, time.strftime("%Y-%m-%d"), args.readme)
+            fidelity.paste_between(README, drift.README_START, drift.README_END, block)
         return 0
     errors = run(args.notebooks, args.profile, args.out, args.report, report=not args.no_report, log_output=True)
     for err in errors:

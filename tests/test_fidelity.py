@@ -50,7 +50,7 @@ def test_assemble_markdown_and_readme(tmp_path, monkeypatch):
     assert text.startswith("intro\n") and text.endswith("after\n") and "old" not in text and md in text
     assert not fidelity.update_readme(readme, table)  # unchanged the second time
     (tmp_path / "R2.md").write_text("no markers")
-    with pytest.raises(ValueError, match="no fidelity markers"):
+    with pytest.raises(ValueError, match="has no markers"):
         fidelity.update_readme(tmp_path / "R2.md", table)
 
 
