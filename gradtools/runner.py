@@ -29,7 +29,7 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 
-from . import drift, fidelity
+from . import drift, fidelity, provenance
 from .paths import PACKAGE_ROOT
 from .profiles import DESCRIPTIONS, PROFILES, check_profile
 
@@ -225,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     for err in errors:
         print(f"ERROR {err}", file=sys.stderr)
     if not errors:
+        provenance.write_run_environment(args.profile)
         table = gather_claims(args.profile, README if not args.root else None)
         print(f"fidelity table: {len(table)} claims -> data/{'' if args.profile == 'default' else args.profile + '/'}fidelity.parquet")
     return 1 if errors else 0

@@ -37,6 +37,7 @@ profile = "default"  # smoke | default | paper
 
 # %%
 import matplotlib.pyplot as plt
+from IPython.display import Markdown, display
 import pandas as pd
 import seaborn as sns
 import torch
@@ -44,6 +45,7 @@ from torch.func import functional_call
 
 import gradtools
 from gradtools import cache, paths, profiles
+from gradtools.figures import save_figure
 from gradtools.lm import sequence_losses, tiny_causal_lm
 
 cfg = profiles.select(profile, {
@@ -53,7 +55,7 @@ cfg = profiles.select(profile, {
 })
 dtype = getattr(torch, cfg.dtype)
 device = "cuda" if torch.cuda.is_available() else "cpu"
-DATA, FIGURES = paths.data_dir(profile), paths.figures_dir(profile)
+DATA = paths.data_dir(profile)
 cfg
 
 # %% [markdown]
@@ -131,8 +133,7 @@ axes[1].axhline(0, color="grey", lw=0.8)
 axes[1].set_ylabel("mean pairwise gradient cosine")
 fig.suptitle("repeat examples (copying is learnable) vs noise examples")
 fig.tight_layout()
-for ext in ("png", "pdf"):
-    fig.savefig(FIGURES / f"tour_gradient_alignment_over_training.{ext}", dpi=120)
+save_figure(fig, "tour_gradient_alignment_over_training", profile, dpi=120)
 
 # %% [markdown]
 # The Gram matrix is exact: the same dot products from per-example gradients
@@ -159,23 +160,34 @@ for ax, (title, g) in zip(axes, grams.items()):
                 xticklabels=False, yticklabels=False)
     ax.set_title(f"step {peak}: {title}")
 fig.tight_layout()
-for ext in ("png", "pdf"):
-    fig.savefig(FIGURES / f"tour_gradient_cosine_heatmaps.{ext}", dpi=120)
+save_figure(fig, "tour_gradient_cosine_heatmaps", profile, dpi=120)
 model.load_state_dict(states[cfg.train_steps])
 
+# %%
+def at(dataset, step, column):
+    return alignment[(alignment.dataset == dataset) & (alignment.step == step)][column].item()
+
+first, last = alignment.step.min(), alignment.step.max()
+drops = alignment[alignment.dataset == "repeat"].set_index("step").loss.diff()
+display(Markdown(
+    f"Measured in this run: repeat examples' loss {at('repeat', first, 'loss'):.3g} -> {at('repeat', last, 'loss'):.3g} nats "
+    f"(largest drop before step {drops.idxmin()}), their mean cosine {at('repeat', first, 'mean_cosine'):.3f} -> "
+    f"{at('repeat', last, 'mean_cosine'):.3f}; noise examples' loss {at('noise', first, 'loss'):.3g} -> "
+    f"{at('noise', last, 'loss'):.3g} nats, mean cosine {at('noise', first, 'mean_cosine'):.3f} -> "
+    f"{at('noise', last, 'mean_cosine'):.3f}; cosine spread (std) about {alignment.std_cosine.median():.2f}."))
+
 # %% [markdown]
-# **What this shows** (default profile, one seed). Repeat examples' loss falls from
-# 38 nats to 0.4 over 300 steps, with the sharpest drop between steps 75 and 125; their
-# mean pairwise gradient cosine starts near zero (0.015 at initialisation) and rises to
-# 0.05-0.12 from step 75 on, as the loss falls, and to 0.17 at the end: the shared
+# **What this shows** (one seed; numbers in the line above, computed from the table).
+# Repeat examples' loss falls as the model learns to copy, and their mean pairwise
+# gradient cosine, near zero at initialisation, rises while the loss falls: the shared
 # copying solution shows up as aligned gradients. The noise examples are not a flat
 # control: the model now copies, which hurts every noise example in the same way, so
-# their loss climbs (38 -> 109) and their gradients align too (0.11 at the end), later
-# and weaker than the repeat examples'. The cross block (repeat x noise) is mostly
-# negative: copying helps one set and hurts the other. Shared gradients can come from a
-# shared failure as well as a shared solution, which is why study 1 compares each task
-# with controls on the same prompts. The alignment curve is noisy at this size (64
-# examples, 13 checkpoints): differences below ~0.05 should not be read.
+# their loss climbs and their gradients align too, later and weaker than the repeat
+# examples'. The cross block (repeat x noise) is mostly negative: copying helps one set
+# and hurts the other. Shared gradients can come from a shared failure as well as a
+# shared solution, which is why study 1 compares each task with controls on the same
+# prompts. The alignment curve is noisy at this size (few examples and checkpoints):
+# differences well below the cosines' spread should not be read.
 
 # %% [markdown]
 # ## 2. Curvature: Hessian-vector products and Lanczos
@@ -233,8 +245,7 @@ ax.set_xlabel("step t along the top Hessian eigenvector")
 ax.set_ylabel("example loss")
 ax.set_title("solid: loss(theta + t v), dashed: 2nd-order Taylor")
 fig.tight_layout()
-for ext in ("png", "pdf"):
-    fig.savefig(FIGURES / f"tour_loss_along_top_eigenvector.{ext}", dpi=120)
+save_figure(fig, "tour_loss_along_top_eigenvector", profile, dpi=120)
 near = steps.abs() <= steps.abs().max() / 4
 change = (actual[near] - base).abs().max().item()
 print(f"inner quarter of the range: loss changes up to {change:.3g}, Taylor misses by up to "

@@ -101,3 +101,15 @@ def test_drift_report_against_a_git_revision(tmp_path, monkeypatch):
     assert report.loc["claims/nb.parquet", "verdict_changes"] == ["claim 0: reproduced -> partly"]
     text = drift.format_report(report.reset_index())
     assert "1 identical" in text and "claim 0: reproduced -> partly" in text
+
+
+def test_run_environment_records_versions_lock_and_cpu(tmp_path, monkeypatch):
+    import json
+
+    from gradtools import lockfile, provenance
+
+    monkeypatch.setenv("GRADTOOLS_ROOT", str(tmp_path))
+    env = json.loads(provenance.write_run_environment("smoke").read_text())
+    assert env["packages"]["torch"].startswith(lockfile.read_lock()["torch"])
+    assert env["cpu_capability"] in {"DEFAULT", "AVX2", "AVX512", "ZVECTOR", "NO AVX", "SVE256"} and env["cpu"]
+    assert len(env["lock_sha256"]) == 64
