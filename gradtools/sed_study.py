@@ -13,15 +13,18 @@ from dataclasses import asdict
 from multiprocessing import get_context
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
 from .cache import cached_torch
-from .modular_arithmetic import (ModelConfig, ModularTransformer, TrainConfig, TrainingRun,
+from .modular_arithmetic import (OPS, ModelConfig, ModularTransformer, TrainConfig, TrainingRun,
                                  attention_parameter_names, modular_data, train)
 from .projected_step import CONDITIONS, ProjectedStep
-from .sed import attention_gradients, attention_vector, rolling_svd_basis, update_rows
+from .sed import (attention_gradients, attention_vector, coupling_at_checkpoint, coupling_curve,
+                  per_example_attention_gradients, per_example_svd_basis, probe_pairs, random_unit_directions,
+                  rolling_svd_basis, update_rows)
 
 DATA_SEED = 0  # one fixed train/test split for every model seed: seeds vary init and batch order only
 
@@ -130,3 +133,66 @@ def peak_and_final(curve: pd.DataFrame, index: int | None = 0) -> pd.DataFrame:
         out.append(dict(estimator=est, peak_R=float(top.R), peak_step=int(top.step),
                         final_R=float(g.R.iloc[-1]), final_step=int(g.step.iloc[-1])))
     return pd.DataFrame(out)
+
+
+def per_example_table(model: ModularTransformer, names: list[str], run: TrainingRun, gradient_rows: torch.Tensor,
+                      batch, probes, window: int = 20, k: int = 3, n_random: int = 20,
+                      eps_rel: float = 0.005) -> pd.DataFrame:
+    """Table 3 of the paper: R of per-example gradient SVD directions at three single checkpoints.
+
+    At ``init`` (the first checkpoint), ``mid`` (the checkpoint nearest half the grokking
+    step, or half the run if it never grokked) and ``post-grok`` (the last checkpoint),
+    take the (n, D) per-example attention gradients of ``batch`` (x, y, mask; head 0) and
+    measure R (eq. 6, on ``probes`` against ``n_random`` fixed random directions) of: the
+    mean gradient; the top-``k`` right singular vectors of the centred matrix; the
+    fixed-batch gradient direction itself (``W = 1``, from ``gradient_rows``); rolling
+    gradient SED over ``window`` checkpoints. Rows: phase, step, estimator, R_max (max over
+    a basis's vectors), mean_in_top3_span (length of the unit mean gradient's projection
+    onto the top-k span: 0 orthogonal, 1 inside it). ``model`` is loaded in place.
+    """
+    g = run.grokking_step or int(run.history.step.max())
+    steps = [s for s, _ in run.checkpoints]
+    phases = {"init": 0, "mid": int(np.argmin([abs(s - g / 2) for s in steps])), "post-grok": len(steps) - 1}
+    rnd = random_unit_directions(len(gradient_rows[0]), n_random, seed=0)
+    out = []
+    for phase, t in phases.items():
+        model.load_state_dict(run.checkpoints[t][1])
+        per_ex = per_example_attention_gradients(model, names, batch[0], batch[1][:, 0])
+        mean, top = per_example_svd_basis(per_ex, k)
+        dirs = {"mean gradient": mean[None], f"per-example SVD top-{k}": top,
+                "W = 1": normalised(gradient_rows)[t],
+                f"W = {window} top-{k}": rolling_svd_basis(gradient_rows, t, window, k)}
+        df = coupling_at_checkpoint(model, names, {name: v for name, v in dirs.items() if len(v)}, rnd, *probes,
+                                    eps_rel=eps_rel)
+        span = float(torch.linalg.norm(top @ (mean / mean.norm())))
+        for est, e in df.groupby("estimator"):
+            out.append(dict(phase=phase, step=run.checkpoints[t][0], estimator=est, R_max=float(e.R.max()),
+                            mean_in_top3_span=span))
+    return pd.DataFrame(out)
+
+
+def multitask_curves(run: TrainingRun, model_cfg: ModelConfig, batch, p: int, window: int = 20, R_every: int = 1,
+                     n_probes: int = 1024, n_random: int = 20, eps_rel: float = 0.005, ops: tuple[str, ...] = OPS,
+                     device: str = "cpu", progress: bool = True) -> pd.DataFrame:
+    """Section 4 of the paper: aggregated update SED vs per-op gradient SED on a multitask model.
+
+    ``batch`` is the fixed batch (x, y, mask) of eq. 3 over all ``ops``. For each op i,
+    R of the top (k = 1) rolling-SVD vector over ``window`` checkpoints of (a) the shared
+    attention update (which mixes every op) and (b) op i's own loss gradient, measured on
+    op i's head and its probe pairs, every ``R_every``-th checkpoint. Rows: those of
+    :func:`gradtools.sed.coupling_curve` plus ``op``.
+    """
+    rows = sed_rows(run, model_cfg, batch, progress=progress, device=device)
+    at = list(range(0, len(run.checkpoints), R_every))
+    update = rolling_bases(rows["update"], window, 1, at)
+    model = ModularTransformer(model_cfg).to(device)
+    names = attention_parameter_names(model)
+    out = []
+    for i, op in enumerate(ops):
+        per_op = rolling_bases(rows[f"gradient_{i}"], window, 1, at)
+        c = coupling_curve(model, run.checkpoints, names,
+                           {"aggregated update SED": update, "per-op gradient SED": per_op}, at,
+                           *probe_pairs(op, p, n_probes, seed=0), op_index=i,
+                           n_random=n_random, eps_rel=eps_rel, progress=progress, desc=f"multitask R {op}")
+        out.append(c.assign(op=op))
+    return pd.concat(out, ignore_index=True)
