@@ -399,6 +399,57 @@ def homogeneity_measures(clusters: np.ndarray, tokens: pd.DataFrame, *, min_size
     return rows
 
 
+def homogeneity_rows(curves: np.ndarray | Tensor, keep: np.ndarray | Tensor, tokens: pd.DataFrame, method: str,
+                     rank: int, *, min_cluster_size: int, min_samples: int | None = None, permutations: int = 200,
+                     seed: int = 0) -> tuple[list[dict], np.ndarray]:
+    """Cluster the kept tokens' curves with HDBSCAN and score the clusters on the addition labels (tables 3-4).
+
+    Args:
+        curves: (T, n) one trajectory per token (projected loss, Fisher term or exact loss).
+        keep: (n,) bool, the tokens clustered (e.g. :func:`decreasing_tokens`).
+        tokens: (n,) rows of :func:`gradtools.addition.token_labels`.
+        method, rank: copied into every row (which decomposition and basis, which top vector).
+        min_cluster_size: HDBSCAN's; also the smallest cluster a homogeneity is taken over.
+        min_samples: HDBSCAN's; ``None`` means the kept tokens / 15 (at least 2).
+
+    Returns:
+        one row per measure of :func:`homogeneity_measures` with ``method, rank, tokens`` (kept),
+        ``min_cluster_size, min_samples`` and ``min_samples_rule`` (``"tokens/15"`` or the number),
+        and the (kept,) cluster labels (-1: outlier).
+    """
+    keep = np.asarray(keep.cpu() if isinstance(keep, Tensor) else keep, dtype=bool)
+    x = np.asarray(curves.cpu() if isinstance(curves, Tensor) else curves)[:, keep].T
+    kept = tokens[keep].reset_index(drop=True)
+    samples = min_samples or max(2, len(kept) // 15)
+    clusters = cluster_curves(x, min_cluster_size=min_cluster_size, min_samples=samples)
+    rows = homogeneity_measures(clusters, kept, min_size=min_cluster_size, permutations=permutations, seed=seed)
+    return [dict(r, method=method, rank=rank, tokens=len(kept), min_cluster_size=min_cluster_size,
+                 min_samples=samples, min_samples_rule="tokens/15" if min_samples is None else str(min_samples))
+            for r in rows], clusters
+
+
+def carry_separation(score: np.ndarray | Tensor, tokens: pd.DataFrame, place: str, *, permutations: int = 200,
+                     seed: int = 0) -> dict | None:
+    r"""How well a per-token score separates carry from no carry within one digit place, without clustering.
+
+    ``score``: (n,) one number per token of ``tokens`` (rows of
+    :func:`gradtools.addition.token_labels`), e.g. the projected loss at the end of the window.
+    Returns ``auc`` (ROC AUC of carry given the score), ``separation`` :math:`|\mathrm{AUC} - 1/2|`
+    and ``null_95``, the 95th percentile of the separation with the carry labels shuffled within
+    the place (``permutations`` times); ``None`` when the place has only one carry label.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    sel = (tokens.digit == place).to_numpy()
+    y, x = tokens.carry.to_numpy()[sel], np.asarray(score)[sel]
+    if len(set(y)) < 2:
+        return None
+    rng = np.random.default_rng(seed)
+    null = [abs(roc_auc_score(rng.permutation(y), x) - 0.5) for _ in range(permutations)]
+    auc = roc_auc_score(y, x)
+    return dict(place=place, auc=auc, separation=abs(auc - 0.5), null_95=float(np.quantile(null, 0.95)))
+
+
 def sharpness(curve: np.ndarray | Tensor) -> float:
     r"""How concentrated a curve's movement is: :math:`\max_t |\Delta c_t| / \sum_t |\Delta c_t|`.
 

@@ -9,10 +9,10 @@ from torch.overrides import TorchFunctionMode
 
 from gradtools.curvature import _sdpa, flatten, unflatten
 from gradtools.lm import tiny_causal_lm
-from gradtools.polca import (chance_max_homogeneity, cluster_curves, cluster_homogeneity, decomposition_check,
-                             decreasing_tokens, decreasing_vectors, functional_loss, hessian_basis,
-                             homogeneity_measures, max_homogeneity, polca_over_training, polca_terms, projected_loss,
-                             random_orthonormal_basis)
+from gradtools.polca import (carry_separation, chance_max_homogeneity, cluster_curves, cluster_homogeneity,
+                             decomposition_check, decreasing_tokens, decreasing_vectors, functional_loss,
+                             hessian_basis, homogeneity_measures, homogeneity_rows, max_homogeneity,
+                             polca_over_training, polca_terms, projected_loss, random_orthonormal_basis)
 from tiny_models import SequenceMLP, squared_error
 
 
@@ -236,3 +236,43 @@ def test_homogeneity_measures_on_addition_labels():
     assert rows["digit_carry"]["homogeneity"] == pytest.approx(2 / 5)
     assert rows["carry"]["clusters"] == 2 and rows["carry"]["clustered"] == 16
     assert rows["carry"]["chance"] < 1.0
+
+
+def _addition_tokens(n=60, seed=0):
+    rng = np.random.default_rng(seed)
+    return A.token_labels(torch.as_tensor(rng.integers(0, 1000, n)), torch.as_tensor(rng.integers(0, 1000, n)))
+
+
+def test_homogeneity_rows_clusters_kept_tokens_and_scores_carry():
+    tokens = _addition_tokens()
+    carry = tokens.carry.to_numpy()
+    t = np.linspace(0, 1, 20)[:, None]
+    rng = np.random.default_rng(1)
+    # carry tokens break through early, the others late: (T, n) curves
+    curves = -1 / (1 + np.exp(-(t - np.where(carry, 0.2, 0.8)) * 40)) + 0.01 * rng.standard_normal((20, len(tokens)))
+    keep = np.ones(len(tokens), bool)
+    keep[:8] = False
+    rows, clusters = homogeneity_rows(torch.as_tensor(curves), torch.as_tensor(keep), tokens, "POLCA", 2,
+                                      min_cluster_size=10, permutations=20)
+    by = {r["measure"]: r for r in rows}
+    assert clusters.shape == (keep.sum(),)
+    assert by["carry"]["homogeneity"] == 1.0 and by["carry_hundreds_tens"]["homogeneity"] == 1.0
+    assert by["carry"]["chance"] < 1.0
+    assert by["carry"]["method"] == "POLCA" and by["carry"]["rank"] == 2 and by["carry"]["tokens"] == keep.sum()
+    assert by["carry"]["min_samples"] == max(2, keep.sum() // 15) and by["carry"]["min_samples_rule"] == "tokens/15"
+    # numpy in, a given min_samples recorded as such
+    rows, _ = homogeneity_rows(curves, keep, tokens, "exact", 1, min_cluster_size=10, min_samples=5, permutations=20)
+    assert {r["min_samples_rule"] for r in rows} == {"5"} and {r["min_samples"] for r in rows} == {5}
+
+
+def test_carry_separation_flips_with_a_carry_signal():
+    tokens = _addition_tokens(200)
+    carry = tokens.carry.to_numpy().astype(float)
+    rng = np.random.default_rng(0)
+    signal = carry + 0.3 * rng.standard_normal(len(tokens))
+    noise = rng.standard_normal(len(tokens))
+    strong = carry_separation(signal, tokens, "tens", permutations=50)
+    weak = carry_separation(noise, tokens, "tens", permutations=50)
+    assert strong["separation"] > strong["null_95"] and strong["auc"] > 0.9
+    assert weak["separation"] < 0.2 and 0 < weak["null_95"] < 0.2
+    assert carry_separation(signal, tokens, "ones") is None  # the ones place never receives a carry
