@@ -51,15 +51,16 @@ import json
 import time
 
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 import torch
 import transformers
-from IPython.display import display
+from IPython.display import Markdown, display
 
-from gradtools import cache, paths, profiles
+from gradtools import cache, fidelity, paths, profiles
 from gradtools import checkpoint_suite as cs
+from gradtools import checkpoint_suite_claims as csc
 from gradtools import suite_corpus
+from gradtools.figures import save_figure
 from gradtools.lm import load_causal_lm
 from gradtools.lm_training import checkpoint_path, saved_steps
 
@@ -91,7 +92,7 @@ if steps is not None:
     cfg.recipe = {**cfg.recipe, "steps": steps}
 recipe = cs.SuiteRecipe(**cfg.recipe)
 SUITE = cs.suite_dir(profile)
-DATA, FIGURES = paths.data_dir(profile), paths.figures_dir(profile)
+DATA = paths.data_dir(profile)
 schedule = cs.checkpoint_schedule(recipe.steps, cfg.windows)
 print(recipe)
 for size, shape in cfg.sizes.items():
@@ -107,8 +108,8 @@ print("suite folder:", SUITE)
 # * **Wikipedia**: the plain text of the 106-article English Wikipedia excerpt that
 #   ships with gensim (`enwiki-...-shortened.bz2`, about 3M characters), markup removed
 #   by gensim's `filter_wiki`. It is ordinary English, so the models do not live in a
-#   world of templates only. With a 2048-word vocabulary about a quarter of its words
-#   are `[UNK]`; it is there as noise and English structure, not as the source of the
+#   world of templates only. With a 2048-word vocabulary many of its words
+#   are `[UNK]` (`unk_share` in the corpus table below); it is there as noise and English structure, not as the source of the
 #   capabilities.
 # * **Generated stories**, in four kinds, each in *training* templates that differ from
 #   every evaluation template (the test suite checks that no evaluation template, as a
@@ -201,8 +202,7 @@ for size, g in training_log.groupby("size", sort=False):
 ax.set(xscale="log", xlabel="step", ylabel="training loss (50-step mean)", title="Suite training loss")
 ax.legend()
 fig.tight_layout()
-for ext in ("png", "pdf"):
-    fig.savefig(FIGURES / f"suite_training_loss.{ext}", dpi=150)
+save_figure(fig, "suite_training_loss", profile)
 plt.show()
 
 
@@ -225,8 +225,7 @@ for size in cfg.sizes:
     tables.append(cache.cached_table(SUITE / size / key, lambda: cs.evaluate_size(SUITE, size, datasets)))
 capabilities = pd.concat(tables, ignore_index=True)
 cache.save_table(capabilities, DATA / "suite_capabilities.parquet")
-wide = capabilities.pivot_table(index=["size", "step"], columns="metric", values="value").reset_index()
-wide["ioi_margin"] = wide.ioi_name_loss - wide.ioi_loss  # nats by which IOI beats a random name
+wide = csc.capability_wide(capabilities)  # one row per checkpoint; ioi_margin: nats by which IOI beats a random name
 display(wide.groupby("size").tail(3).round(3))
 
 # %%
@@ -253,8 +252,7 @@ axes[0].set_ylabel("loss (nats)")
 axes[0].legend()
 fig.suptitle("Capabilities of the checkpoint suite on held-out evaluation templates (grey: thresholds of issue 6)")
 fig.tight_layout()
-for ext in ("png", "pdf"):
-    fig.savefig(FIGURES / f"suite_capability_emergence.{ext}", dpi=150)
+save_figure(fig, "suite_capability_emergence", profile)
 plt.show()
 
 # %% [markdown]
@@ -272,48 +270,37 @@ plt.show()
 # * OML: accuracy above chance, i.e. above 1/12 by two binomial standard errors
 #   (`1/12 + 2 sqrt(1/12 * 11/12 / n)`, 0.11 for the 408 prompts), and, stricter, above 0.5.
 #
-# The last columns check the final checkpoint against issue 6's requirements.
+# `gradtools.checkpoint_suite_claims.emergence_table` computes it per size (`passes_*`: at the last
+# checkpoint; `window_*`: over the last 1000 steps).
 
 # %%
-chance = 1 / 12 + 2 * np.sqrt(1 / 12 * 11 / 12 / len(datasets["oml"]))
-rows = []
-for size, g in wide.groupby("size", sort=False):
-    ioi_ok = g.assign(value=((g.ioi_margin >= 0.5) & (g.ioi_rank_accuracy >= 0.8)).astype(float))
-    final = g.sort_values("step").iloc[-1]
-    final_step = final.step
-    gt_curve = g.rename(columns={"gt_prob_diff": "value"})
-    last_1000 = g[g.step > final_step - 1000]  # the last 1000 steps: how stable the end is
-    rows.append(dict(
-        size=size,
-        ioi_emerges=cs.emergence_step(ioi_ok, 0.5), ioi_first_reached=cs.first_step_beyond(ioi_ok, 0.5),
-        gt_emerges=cs.emergence_step(gt_curve, 0.5), gt_first_above=cs.first_step_beyond(gt_curve, 0.5),
-        oml_above_chance_from=cs.emergence_step(g.rename(columns={"oml_accuracy": "value"}), chance),
-        oml_above_half_from=cs.emergence_step(g.rename(columns={"oml_accuracy": "value"}), 0.5),
-        final_step=int(final.step), final_ioi_loss=final.ioi_loss, final_ioi_name_loss=final.ioi_name_loss,
-        final_ioi_copy_loss=final.ioi_copy_loss, final_ioi_margin=final.ioi_margin,
-        final_ioi_rank_accuracy=final.ioi_rank_accuracy, final_gt_prob_diff=final.gt_prob_diff,
-        final_oml_accuracy=final.oml_accuracy,
-        last_1000_ioi_rank_accuracy_range=f"{last_1000.ioi_rank_accuracy.min():.2f}-{last_1000.ioi_rank_accuracy.max():.2f}",
-        last_1000_gt_prob_diff_range=f"{last_1000.gt_prob_diff.min():.2f}-{last_1000.gt_prob_diff.max():.2f}",
-        passes_ioi=bool(final.ioi_margin >= 0.5 and final.ioi_rank_accuracy >= 0.8),
-        passes_gt=bool(final.gt_prob_diff > 0.5), passes_oml=bool(final.oml_accuracy > chance),
-        train_wall_s=wall[size]))
-emergence = pd.DataFrame(rows).astype({c: "Int64" for c in ["ioi_emerges", "ioi_first_reached", "gt_emerges", "gt_first_above", "oml_above_chance_from", "oml_above_half_from"]})
+chance = csc.oml_chance(len(datasets["oml"]))
+emergence = csc.emergence_table(wide, chance, wall)
 cache.save_table(emergence, DATA / "suite_emergence_steps.parquet")
-display(emergence.T)
+display(emergence.set_index("size").T)
 
-# The verdict against issue 6, for the largest size of this profile
-big = emergence.iloc[-1]
-print(f"Largest size {big['size']} at step {big.final_step}:")
-print(f"  IOI: loss {big.final_ioi_loss:.2f} vs IOI-name {big.final_ioi_name_loss:.2f} (margin {big.final_ioi_margin:.2f}, "
-      f"needs >= 0.5), [A] above [B] on {big.final_ioi_rank_accuracy:.0%} (needs >= 80%): "
-      f"{'PASS' if big.passes_ioi else 'FAIL'}; first reached at step {big.ioi_first_reached}, "
-      f"held from step {big.ioi_emerges} (last 1000 steps: {big.last_1000_ioi_rank_accuracy_range})")
-print(f"  GT: probability difference {big.final_gt_prob_diff:.2f} (needs > 0.5): {'PASS' if big.passes_gt else 'FAIL'}; "
-      f"first above at step {big.gt_first_above}, held from step {big.gt_emerges} "
-      f"(last 1000 steps: {big.last_1000_gt_prob_diff_range})")
-print(f"  OML: accuracy {big.final_oml_accuracy:.0%} (chance 1/12): {'PASS' if big.passes_oml else 'FAIL'}; "
-      f"above chance from step {big.oml_above_chance_from}, above 50% from step {big.oml_above_half_from}")
+# %% [markdown]
+# ## Claims: does the suite learn what the paper's suite learns?
+#
+# Each threshold is decided **over the last 1000 steps** of the largest size (every checkpoint in
+# them must pass), not at the last checkpoint alone. IOI, the capability that study 1 is about and the
+# one that sits nearest its threshold, is decided **over the seeds of this recipe**: this suite's
+# largest size (its own checkpoints) and the recipe-search runs of the same recipe with other seeds
+# (runs M-O below, in `data/suite_recipe_probes.parquet`, probed every 1000 steps); "IOI holds in k
+# of n seeds" gives `partly` when 0 < k < n. A fourth row asks whether wider models, probed in the
+# recipe search on the same corpus and budget, learn IOI too. The criteria are in
+# `gradtools.checkpoint_suite_claims.claims`.
+
+# %%
+largest = list(cfg.sizes)[-1]
+largest_recipe, _ = cs.size_recipe(recipe, cfg.sizes[largest])
+probes = csc.load_recipe_probes()
+seeds = csc.seed_table(wide, largest, recipe.seed, probes, lr=largest_recipe.lr, steps=recipe.steps,
+                       corpus=suite_corpus.VERSION, chance=chance)
+wider = csc.wider_runs(probes, largest, steps=recipe.steps, corpus=suite_corpus.VERSION)
+display(seeds.round(3))
+claims = fidelity.save_claims("00_checkpoint_suite", csc.claims(emergence, seeds, wider), profile)
+display(Markdown(fidelity.claims_markdown(claims)))
 
 # %% [markdown]
 # ## How study 1 reads the suite
@@ -326,7 +313,6 @@ print(f"  OML: accuracy {big.final_oml_accuracy:.0%} (chance 1/12): {'PASS' if b
 from gradtools import prompt_datasets
 from gradtools.word_tokenizer import load_word_tokenizer
 
-largest = list(cfg.sizes)[-1]
 tok = load_word_tokenizer(SUITE / "tokenizer.json")
 model = load_causal_lm(checkpoint_path(SUITE / largest, saved_steps(SUITE / largest)[-1]))
 ioi = prompt_datasets.make_dataset("ioi", tok, n=4)
@@ -353,7 +339,7 @@ for i, text in enumerate(ioi.meta.text):
 # | A | same | d96-L3 (stopped at 2750) | no copying yet (IOI = IOI-name = 5.6); GT 0.22; OML at chance |
 # | B | v2 = v1 + "in the month of M ... in the month of M+1" and "in the year ..." sentences | d64-L2, 12000 steps (24.8 min) | OML 100% from step ~2000; GT 0.26-0.47, never above 0.5 (0.28 at the end); IOI: copies the **subject** [B] on the held-out templates from step ~4000 to the end (IOI 4.94 vs IOI-copy 3.07, [A] over [B] 34% at 12000) while on the *training* templates it solves IOI (99.7% [A] over [B], loss 0.03): it learned the 16 templates, not the rule |
 # | B | same | d96-L3 (stopped at 7250) | same picture: copying [B] from step ~6000 (IOI-copy 1.7, [A] over [B] 12% at 6750; training templates 96%); GT 0.45-0.47; OML 100% |
-# | C (default, this notebook) | v3 = v2 with composed IOI stories (12 introductions x 0-2 fillers x connectors x 18 actions) and 95% (was 80%) same-century year pairs | d64-L2 (14.5 min) | IOI loss below IOI-name by >= 0.5 nats from step 5000; [A] over [B] above 60% from 6250, peak 80% at 8750, 72% at 12000 (IOI 6.69, IOI-name 9.76, IOI-copy 8.97: the model no longer copies [B], but puts little mass on any name after these templates' `to`); GT above 0.5 from 6500 (0.59 at the end); OML 100% from ~1000 |
+# | C (an earlier default) | v3 = v2 with composed IOI stories (12 introductions x 0-2 fillers x connectors x 18 actions) and 95% (was 80%) same-century year pairs | d64-L2 (14.5 min) | IOI loss below IOI-name by >= 0.5 nats from step 5000; [A] over [B] above 60% from 6250, peak 80% at 8750, 72% at 12000 (IOI 6.69, IOI-name 9.76, IOI-copy 8.97: the model no longer copies [B], but puts little mass on any name after these templates' `to`); GT above 0.5 from 6500 (0.59 at the end); OML 100% from ~1000 |
 # | C | same | d96-L3 (21.7 min) | IOI = IOI-name = IOI-copy (about 4.8) up to step ~9000, then IOI falls: margin >= 0.5 from 9750, at 12000 IOI 3.28, IOI-name 6.09, IOI-copy 4.99, [A] over [B] 67%, rising steeply over the last 1000 steps (48% at 10750, 55% at 11750); GT above 0.5 from 11250 (0.60); OML 100% from 1500 |
 # | D | v3, **24000 steps** (twice the budget), lr 3e-3 | d64-L2 | [A] over [B] 83% at step 7000, then 34-60% and 27% at 24000: the model copies the subject [B] (IOI-copy 5.2 < IOI 6.1 < IOI-name 6.4 at 23000); GT 0.55 |
 # | D | same | d96-L3 | plateau to ~12000, then copies [B] (IOI-copy 3.7-4.8 below IOI 4.3-5.1, IOI-name 9.3); [A] over [B] 46% at 24000; GT 0.74 |
@@ -367,8 +353,8 @@ for i, text in enumerate(ioi.meta.text):
 # | F2 | same | d32-L2 | plateau throughout (IOI = IOI-name = IOI-copy, about 5.4); GT 0.18; OML at chance |
 # | I | v3, **lr 1.25e-3** | d96-L3 | plateau to 7000, then copies [B] ([A] over [B] 39-44% from 8000 to 12000, IOI-copy 5.04 < IOI 5.69); GT 0.49 |
 # | J | v3, **lr 1.5e-3**, a d80-L3 | d80-L3 | copies [B] at 8000-9000 (37%), then 66-69% from 10000 (IOI 5.58, IOI-name 8.67); GT 0.49 |
-# | K (default, this notebook) | **v4** = v3 + IOI stories also in a leading-clause shape (`As soon as [N1] and [N2] found a [OBJECT] in the [PLACE], [S] decided to lend it to [IO].`), 10 more actions (pronoun objects, verbs of speech), the subject-copying distractor replaced; **lr 2e-3** | d64-L2 | the table above: IOI-name separates at 4000 (copying stage: IOI-copy below IOI at 4000-5500), IOI loss falls below 2 nats from 7000, [A] over [B] 59-85% from 7000 to the end (81% at 12000); GT 0.36-0.60 from 5500 (0.58 at the end); OML 100% from 1500 |
-# | K | same | d32-L2 | plateau throughout; GT 0.40; OML 100% from ~6750 |
+# | K (default, this notebook) | **v4** = v3 + IOI stories also in a leading-clause shape (`As soon as [N1] and [N2] found a [OBJECT] in the [PLACE], [S] decided to lend it to [IO].`), 10 more actions (pronoun objects, verbs of speech), the subject-copying distractor replaced; **lr 2e-3** | d64-L2 | this notebook's suite (the tables above): a copying stage first (IOI-name separates from IOI, IOI-copy at or below IOI), then IOI forms and [A] over [B] hovers around the 80% threshold to the end; GT near its 0.5 threshold; OML at 100% early |
+# | K | same | d32-L2 | this notebook's smaller size: plateau throughout (no IOI); GT below 0.5; OML learned late |
 # | K | v4, **lr 1.5e-3** | d96-L3 | copies [B] from 8000 to the end ([A] over [B] 42-51%, IOI-copy 2.2 < IOI 3.8 at 12000); GT 0.64-0.71 |
 # | L | v4, **lr 1e-3** | d96-L3 | copies [B] from 8000 ([A] over [B] 36-40%); GT 0.43-0.53 |
 # | M | v4, lr 2e-3, **seed 1** (stories, initialisation and batches all follow the seed; 10.0 min on one core beside another run) | d64-L2 | IOI from step ~5000 and held: [A] over [B] 90% at 5000, 95-97% from 6000 (IOI 1.55, IOI-name 9.89, IOI-copy 10.27 at 12000); GT 0.52-0.60 over the last 1000 steps (0.58 at the end); OML 100%: passes, with room |
@@ -401,54 +387,52 @@ for i, text in enumerate(ioi.meta.text):
 # P(ZZ > YY) 0.70 -> 0.57 in run E's d96-L3 between steps 7000 and 12000.)
 # (7) **Single runs are noisy.** Run F's d64-L2 (93%) did not repeat on a rerun of the same recipe
 # (F2: 69%), and near the thresholds the metrics move by 5-20 points from one checkpoint to the next
-# (the default's d64-L2: 59-85% over its last 5000 steps). Conclusions (4)-(6) rest on one run each
-# and are weaker than they read.
+# (the default's d64-L2: see its range over the last 1000 steps in the emergence table). Conclusions
+# (4)-(6) rest on one run each and are weaker than they read.
 # (8) **Syntactic variety in the training stories is what moves IOI transfer** (corpus v4, run K):
-# with the leading-clause shape added, d64-L2's IOI loss on held-out prompts is 1.1-2.7 nats from step 7000
-# (v3 runs F, F2: 2.9-5.4) and the five evaluation templates with a leading clause (`After/When/While [B] and
-# [A] ..., [B] gave a [OBJECT] to`) are solved on 100% of prompts; the two-sentence templates are
-# solved on 55-100%, and the two that end in `[B] said to` on 0-50%, which no training action
-# resembles closely. The 80- and 96-wide models stay at the copying stage within 12000 steps on
+# with the leading-clause shape added, d64-L2's IOI loss on held-out prompts after IOI forms is well below
+# that of the v3 runs F and F2, and the five evaluation templates with a leading clause (`After/When/While [B] and
+# [A] ..., [B] gave a [OBJECT] to`) are solved on (nearly) every prompt; the two-sentence templates on
+# fewer, and the two that end in `[B] said to`, which no training action resembles closely, on the
+# fewest (a per-template check of run K, not repeated in this notebook). The 80- and 96-wide models stay at the copying stage within 12000 steps on
 # both corpora (runs I-L): larger models leave the plateau later here (the copying stage at ~8000 against ~4000),
 # and in 12000 steps they only reach the copying stage. So the default's largest size is d64-L2.
-# (9) **Seeds** (runs K, M-O: the default recipe for d64-L2 with seeds 0-3): three of four seeds pass
-# every threshold at the last checkpoint, two of them with room (97%, 100%), the default's seed 0
-# narrowly (81%); seed 2 gets stuck at the copying stage (39%). GT ends at 0.55-0.64 and OML at 100%
-# in all four. So the default recipe makes IOI emerge in d64-L2 in most runs, not in every run.
+# (9) **Seeds** (runs K, M-O: the default recipe for d64-L2 with seeds 0-3): the recipe does not make
+# IOI emerge in every run; some seeds pass with room, one gets stuck at the copying stage, and the
+# default's seed 0 sits near the threshold. The claims table above counts them (with the `seeds` table
+# above it and the probe summary below).
 # Runs D-O were trained with `checkpoint_suite.train_size` (the default recipe with the steps,
 # learning rate, shape, seed or corpus version changed) outside this notebook; their held-out metrics every 1000 steps are in
-# `data/suite_recipe_probes.parquet` (run, corpus, size, steps, lr, step, metric, value).
-#
-# **Verdict against issue 6 (largest default size, d64-L2, step 12000, corpus v4, lr 2e-3):**
-#
-# * IOI loss at least 0.5 nats below IOI-name loss: **yes** (8.8 nats: IOI 1.23, IOI-name 10.07,
-#   IOI-copy 7.29; held from step 4000).
-# * [A] ranked above [B] on at least 80% of prompts: **yes, narrowly: 81%** at the last checkpoint.
-#   It is first reached at step 9750 (85%) but not held: over the last 1000 steps it reads 69-81%,
-#   over the last 5000 steps 59-85%. The threshold is met at the end; a stable 80% is not. Across
-#   seeds (runs M-O) the same recipe gives 97%, 39% and 100%: three of four runs pass.
-# * GT probability difference above 0.5: **yes** (0.58; first above at 4096, 0.36-0.60 from 5500 on and
-#   0.42-0.58 over the last 1000 steps, so it too sits near the threshold).
-# * OML accuracy above chance: **yes** (100%, above chance from step 1250, above 50% from 1500).
+# `data/suite_recipe_probes.parquet` (run, corpus, size, steps, lr, step, metric, value), summarised
+# below (the last probed checkpoint, and whether each threshold holds over the last 1000 steps).
+
+# %%
+metric_columns = ["ioi_loss", "ioi_name_loss", "ioi_copy_loss", "ioi_rank_accuracy", "gt_prob_diff", "oml_accuracy"]
+display(csc.probe_summary(probes, chance).round(dict.fromkeys(metric_columns, 3)))
+
+# %% [markdown]
+# **Verdict against issue 6** (the claims table above, largest size of this profile): OML is learned
+# outright and early. GT and IOI are met at the last checkpoint of the default suite but sit near
+# their thresholds, so over the last 1000 steps they hold at only some checkpoints; across the seeds
+# of the recipe IOI holds in some runs and not in others. The suite therefore learns the paper's three
+# capabilities in its largest size, narrowly and not in every run; study 1 reads it with that in mind.
 #
 # **What did not work and what is left:** the 80- and 96-wide models do not get past the copying
-# stage in 12000 steps on either corpus (runs I-L), so the default has no size larger than d64-L2;
-# the smaller d32-L2 stays on the plateau (no IOI, GT 0.40), like the paper's smallest models on
+# stage in 12000 steps on either corpus (runs I-L, the last claim), so the default has no size larger
+# than d64-L2; the smaller d32-L2 stays on the plateau (no IOI), like the paper's smallest models on
 # their hardest tasks. No `suite` profile was added: the default budget suffices for d64-L2, and no
 # larger budget measured here (24000 steps, run D) made a larger model pass.
 #
-# **Emergence windows**, for study 1's dense checkpoints (d64-L2): OML jumps from chance to 100%
-# between steps 1024 and 1500; GT rises from step ~200 and crosses 0.5 at 4096-5500; IOI leaves the
-# plateau at 3750-4000 with the copying stage (IOI-name separates first, IOI-copy at or below IOI until
-# ~5750), and IOI proper forms between 6250 and 7500 (IOI loss 4.4 -> 1.9 nats, [A] over [B]
-# 51% -> 73%), inside the 250-step window. As in the paper, IOI-name separates from IOI first,
-# IOI-copy later.
+# **Emergence windows**, for study 1's dense checkpoints (the emergence table above; d64-L2): OML
+# jumps from chance to 100% early, in the log-spaced part of the schedule; GT rises from a few hundred
+# steps and crosses 0.5 inside the 64-step window; IOI leaves the plateau with the copying stage
+# (IOI-name separates first, IOI-copy stays at or below IOI for a while), and IOI proper forms later,
+# inside the 250-step window. As in the paper, IOI-name separates from IOI first, IOI-copy later
+# (study 1 measures this step by step).
 #
-# **Wall time**: the two sizes train side by side (`workers=2`, one process and one core each).
-# This suite was trained as four single-thread processes on the 2 cores (its sizes beside runs K
-# and L's d96-L3), so its recorded times are slow: d32-L2 17.5 min, d64-L2 20.2 min. Two d64-L2
-# runs side by side on the otherwise idle machine (runs N and O) took 9.3 and 9.7 minutes, so the
-# default suite (d64-L2 beside the cheaper d32-L2) trains in about 10 minutes, well within the
-# 45-minute budget, and is read from the cache afterwards. Evaluating all 142 checkpoints takes under a minute; a cached rerun of the notebook,
-# about a minute.
-#
+# **Wall time**: the sizes train side by side (`workers=2`, one process and one core each); each size's
+# recorded wall time is `train_wall_s` in the emergence table (it depends on what else the machine ran).
+# Two d64-L2 runs side by side on an otherwise idle 2-core machine (runs N and O) took 9-10 minutes, so
+# the default suite (d64-L2 beside the cheaper d32-L2) trains in about 10 minutes, well within the
+# 45-minute budget, and is read from the cache afterwards; evaluating every checkpoint takes under a
+# minute, and a cached rerun of the notebook about a minute.

@@ -61,15 +61,16 @@ task_n = None        # its number of prompts (None: the profile's n)
 import time
 
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 import torch
 import transformers
-from IPython.display import display
+from IPython.display import Markdown, display
 
-from gradtools import cache, paths, profiles
+from gradtools import cache, fidelity, paths, profiles
 from gradtools import checkpoint_suite as cs
+from gradtools import shared_gradients_claims as sgc
 from gradtools.checkpoint_sources import open_folder, open_source
+from gradtools.figures import save_figure
 from gradtools.prompt_tasks import PAPER_FAMILIES
 from gradtools.shared_gradients import study_table, wide
 
@@ -91,7 +92,7 @@ cfg = profiles.select(profile, {
     "paper": dict(n={"ioi": 1000, "gt": 1000, "oml": None}, max_checkpoints=None, sizes=None, n_training=512,
                   training_batch_size=64, block_size=256, tiny_suite=None),
 })
-DATA, FIGURES = paths.data_dir(profile), paths.figures_dir(profile)
+DATA = paths.data_dir(profile)
 t_start = time.time()
 
 # %% [markdown]
@@ -166,18 +167,14 @@ STYLES = ["-", "--", ":", "-."]
 
 
 def curve(dataset, metric, size):
-    """(steps, values) of one metric of one dataset and size, step 0 left out (log axes)."""
-    if metric not in W.columns:  # e.g. no destructive interference without training data
-        return np.array([]), np.array([])
-    g = W[(W.dataset == dataset) & (W["size"] == size)].dropna(subset=[metric]).sort_values("step")
-    g = g[g.step > 0]  # log axis; step 0 is printed in the tables
-    return g.step.values, g[metric].values
+    """(steps, values) of one metric of one dataset and size, step 0 left out (log axes; it is in the tables)."""
+    return sgc.curve(W, dataset, metric, size)
 
 
-def save(fig, name):
+def show(fig, name):
+    """Save the figure (PNG and PDF, `gradtools.figures.save_figure`) and show it."""
     fig.tight_layout()
-    for ext in ("png", "pdf"):
-        fig.savefig(FIGURES / f"{name}.{ext}", dpi=150)
+    save_figure(fig, name, profile)
     plt.show()
 
 
@@ -198,7 +195,7 @@ def family_figure(datasets, metric, title, name, band=None, ylabel=None):
     axes[0, 0].set_ylabel(ylabel or metric)
     axes[0, 0].legend(fontsize=8)
     fig.suptitle(title)
-    save(fig, name)
+    show(fig, name)
 
 
 # %% [markdown]
@@ -229,7 +226,7 @@ axes[1].set(xscale="log", xlabel="step", ylabel="mean cos(g_i, g_j) +- std", tit
 axes[2].set(xscale="log", xlabel="step", ylabel="DI = 1 - |sum c| / sum |c|", ylim=(0, 1.05),
             title=f"Destructive interference on IOI (batches of {cfg.training_batch_size})")
 axes[0].legend()
-save(fig, "ioi_loss_alignment_interference")
+show(fig, "ioi_loss_alignment_interference")
 
 # %% [markdown]
 # ## Figure 3 — IOI against IOI-name and IOI-copy
@@ -272,7 +269,7 @@ axes[0].set(xscale="log", xlabel="step", ylabel="mean pairwise cosine of unembed
             title="Name unembeddings (solid) vs random tokens (dotted)")
 axes[1].set(xscale="log", xlabel="step", ylabel="IOI-name loss (nats)", title="IOI-name loss")
 axes[0].legend(fontsize=8)
-save(fig, "name_unembedding_clustering")
+show(fig, "name_unembedding_clustering")
 
 # %% [markdown]
 # ## Figure 6 — alignment between IOI and its controls
@@ -341,135 +338,74 @@ else:
 # %% [markdown]
 # ## The claims, in numbers
 #
-# Per size:
+# `gradtools.shared_gradients_claims.summary` reduces every curve to the numbers the claims rest on,
+# per size (written to `data/shared_gradients_claims.parquet`):
 #
 # * `ioi_loss_half_drop`: first step at which the IOI loss has made half of its fall from its
 #   highest value (after step 0) to its final value; `ioi_margin_half_rise`: the same for the
-#   IOI-specific margin `IOI-name loss - IOI loss` (how far IOI beats a random name), which
-#   removes the drop every token's loss makes while the model learns word frequencies;
-# * `ioi_align_half_rise`: first step at which IOI's mean cosine has made half of its rise from
-#   its first value to its peak; `align_first`: that step is not later than the margin's;
-# * `ioi_align_peak`, `ioi_align_final` and the same for the controls; `rand_rise`: IOI-rand's
-#   peak minus its first value against IOI's (`ioi_rise`);
-# * `name_gap_final`, `copy_gap_final`: IOI's final mean cosine minus the control's (divergence
-#   is a positive gap at the end after near equality early), `*_gap_early`: the same at the
-#   checkpoint of IOI's half-rise;
-# * `cross_name_final`, `cross_copy_final`: final IOI x control mean cosines (negative for large
-#   models, in the paper); `di_median`: median DI over checkpoints; `lowering_share`: share of
-#   batches (over all checkpoints) whose step would lower the IOI loss;
-# * `names_excess_*`: name-unembedding cosine minus random tokens', first and last checkpoint;
-# * GT/OML: final losses and probability difference, alignment first/peak/final.
+#   IOI-specific margin `IOI-name loss - IOI loss`; `ioi_learned`: the margin ends at 0.5 nats or more
+#   (issue 6's threshold); `name_diverges`, `copy_diverges`: the step from which the control's loss
+#   stays 0.5 nats above IOI's;
+# * for every dataset, the shape of its alignment curve: `*_align_first`, the **early peak**
+#   (`*_align_peak`, `_peak_step`: the first maximum that the curve falls back from by 40% of its
+#   rise), the **trough** after it, the final value and the **late rise** after the trough
+#   (`*_align_late_rise`, `_late_half_step`); the loss at the trough and at the end;
+# * `name_gap_*`, `copy_gap_*`, `rand_gap_*`: IOI's mean cosine minus the control's, at IOI's early
+#   half-rise and at the end; `ioi_rise`, `rand_rise`: peak minus first value;
+# * `cross_name_*`, `cross_copy_*`: IOI x control mean cosines; `di_median`: median DI over
+#   checkpoints; `lowering_share`: share of batches whose step would lower the IOI loss;
+# * `names_excess_*`: name-unembedding cosine minus random tokens', first, peak and last.
+#
+# `shared_gradients_claims.claims` then decides each claim of the paper by the criterion written in
+# its `why` column; every verdict rests on one training run per size (one seed).
 
 # %%
-def half_step(x, y, rising=True):
-    """First x at which y has made half of its move from its start (rising: first value; falling: max) to
-    its end (rising: peak; falling: final value)."""
-    if len(y) < 2:
-        return np.nan
-    if rising:
-        lo, hi = y[0], np.nanmax(y)
-        return float(x[np.argmax(y >= lo + 0.5 * (hi - lo))]) if hi > lo else np.nan
-    top = int(np.nanargmax(y))
-    hi, lo = y[top], y[-1]
-    return float(x[top:][np.argmax(y[top:] <= hi - 0.5 * (hi - lo))]) if hi > lo else np.nan
-
-
-def value(ds, metric, size, at=-1):
-    x, y = curve(ds, metric, size)
-    return float(y[at]) if len(y) else np.nan
-
-
-rows = []
-for size in SIZES:
-    x, loss = curve("ioi", "loss", size)
-    _, name_loss = curve("ioi_name", "loss", size)
-    _, align = curve("ioi", "cos_mean", size)
-    margin = name_loss - loss
-    r = dict(size=size, last_step=int(x[-1]))
-    r["ioi_loss_half_drop"] = half_step(x, loss, rising=False)
-    r["ioi_margin_half_rise"] = half_step(x, margin, rising=True)
-    r["ioi_align_half_rise"] = half_step(x, align, rising=True)
-    r["align_first"] = bool(r["ioi_align_half_rise"] <= r["ioi_margin_half_rise"])
-    r["ioi_loss_final"], r["ioi_margin_final"] = float(loss[-1]), float(margin[-1])
-    r["ioi_align_first"], r["ioi_align_peak"], r["ioi_align_final"] = float(align[0]), float(np.max(align)), float(align[-1])
-    k = int(np.searchsorted(x, r["ioi_align_half_rise"])) if np.isfinite(r["ioi_align_half_rise"]) else 0
-    for ctrl in ("ioi_name", "ioi_copy", "ioi_rand"):
-        _, a = curve(ctrl, "cos_mean", size)
-        r[f"{ctrl}_align_peak"], r[f"{ctrl}_align_final"] = float(np.max(a)), float(a[-1])
-        r[f"{ctrl.split('_')[1]}_gap_early"], r[f"{ctrl.split('_')[1]}_gap_final"] = float(align[k] - a[k]), float(align[-1] - a[-1])
-    _, a = curve("ioi_rand", "cos_mean", size)
-    r["ioi_rise"], r["rand_rise"] = float(np.max(align) - align[0]), float(np.max(a) - a[0])
-    r["cross_name_final"] = value("ioi x ioi_name", "cos_mean", size)
-    r["cross_copy_final"] = value("ioi x ioi_copy", "cos_mean", size)
-    r["di_median"] = float(np.median(curve("training x ioi", "di_mean", size)[1])) if "di_mean" in W else np.nan
-    r["lowering_share"] = float(np.mean(curve("training x ioi", "lowering_share", size)[1])) if "di_mean" in W else np.nan
-    r["names_excess_first"] = value("name unembeddings", "excess", size, 0)
-    r["names_excess_final"] = value("name unembeddings", "excess", size)
-    for fam in ("gt", "oml"):
-        _, a = curve(fam, "cos_mean", size)
-        r[f"{fam}_align_first"], r[f"{fam}_align_peak"], r[f"{fam}_align_final"] = float(a[0]), float(np.max(a)), float(a[-1])
-        for ds in ([fam] + (["gt_less", "gt_copy"] if fam == "gt" else ["oml_copy"])):
-            r[f"{ds}_loss_final"] = value(ds, "loss", size)
-    r["gt_prob_diff_final"] = value("gt", "prob_diff", size)
-    rows.append(r)
-claims = pd.DataFrame(rows)
-cache.save_table(claims, DATA / "shared_gradients_claims.parquet")
-with pd.option_context("display.max_rows", 100):
-    display(claims.set_index("size").T.round(3))
+summary = sgc.summary(W, sizes=SIZES)
+cache.save_table(summary, DATA / "shared_gradients_claims.parquet")
+with pd.option_context("display.max_rows", 200):
+    display(summary.set_index("size").T)
+claims = fidelity.save_claims("01_shared_gradients", sgc.claims(summary), profile)
+display(Markdown(fidelity.claims_markdown(claims)))
 print(f"notebook compute time {time.time() - t_start:.0f} s")
 
 # %% [markdown]
 # ## Verdicts (default profile)
 #
-# From the default run on the suite of `00_checkpoint_suite` (corpus v4, two sizes d32-L2
-# and d64-L2 at lr 2e-3, 12000 steps, 40 log-spaced checkpoints a size, 96 prompts a dataset;
-# about 3-4 minutes on one core). IOI proper emerges in d64-L2 (IOI loss 1.28 nats at 12000
-# against IOI-name 9.68) and not in d32-L2, which stays on the "a name comes here" plateau.
-# The models are 0.09-0.23M non-embedding parameters, 100-1000x smaller than the paper's;
-# read every verdict with that in mind.
+# The claims table above gives each verdict and the numbers behind it; this section says how to read
+# them. The default run uses the suite of `00_checkpoint_suite` (corpus v4, two sizes d32-L2 and d64-L2
+# at lr 2e-3, 12000 steps, 40 log-spaced checkpoints a size, 96 prompts a dataset; a few minutes on
+# one core). IOI proper emerges in d64-L2 (narrowly, see notebook 00) and not in d32-L2, which stays on
+# the "a name comes here" plateau. The models are 0.09-0.23M non-embedding parameters, 100-1000x
+# smaller than the paper's; read every verdict with that in mind, and as one seed.
 #
-# * **IOI alignment rises with or before the IOI loss drop (figure 2): holds twice here, weakly
-#   the second time.** An early rise, from 0.01 to 0.64 (d32-L2, half reached at step 320) and
-#   0.47 (d64-L2, step 192), comes with the first loss drop (7.6 -> 4.8 nats over steps 64-400)
-#   and is shared by IOI-name, IOI-copy and IOI-rand (the model learns "a name comes here").
-#   In d64-L2 a second, IOI-specific rise goes with the IOI drop: IOI alignment 0.02 (step 4500)
-#   -> 0.05 (5750) -> 0.13 (7500), then 0.10 at 9500-12000, while the IOI loss falls from 5.6 to
-#   1.8 nats (half of its fall at step 7500) and IOI-name's alignment stays at 0.03-0.06.
-#   d32-L2, without IOI, has no second rise (0.01 at the end). The log-spaced checkpoints give
-#   only three points in that window (4500, 5750, 7500), so "before or with" cannot be told apart.
-# * **IOI-name and IOI-copy diverge from IOI (figure 3): in the losses yes; in alignment a little.**
-#   The losses overlap until step ~3500, then IOI-name diverges first (step 4500: 8.6 nats against
-#   IOI 5.9), IOI-copy later (IOI falls below IOI-copy by step 7500: 1.8 against 6.5), the paper's
-#   order. After IOI forms, IOI's alignment sits above IOI-name's (0.10 vs 0.06 at 12000) and
-#   IOI-copy's (0.08): a gap of 0.02-0.04, not the paper's clear fall of control alignment.
-# * **IOI-rand shows no rise (figure 4): not reproduced.** IOI-rand's alignment rises the most
-#   (peak 0.81 / 0.77 at steps 256 / 192) while its loss climbs to 12.7-12.8 nats: gradients
-#   that push up random rare tokens share a direction (down-weighting the frequent ones). It ends
-#   at 0.28 (d32-L2) and 0.13 (d64-L2), above IOI's.
-# * **Destructive interference (figure 2, right): holds, less extreme than "near 1".** Over all
-#   checkpoints the median DI of training batches of 16 on the IOI loss is 0.56 (d32-L2) and 0.65
-#   (d64-L2), and only 59-61% of batches would lower the IOI loss by their step.
-# * **Name unembeddings cluster (figure 5): holds during the IOI-name phase.** The names'
-#   unembedding rows become more similar than random tokens' by up to 0.34 (d32-L2, step 1250)
-#   and 0.29 (d64-L2, step 2000), while IOI-name's loss sits with IOI's. Once d64-L2 tells the
-#   names apart the excess inverts (-0.48 at 12000, with IOI-name's loss rising to ~10 nats);
-#   d32-L2, which never does, keeps it (0.23).
-# * **IOI x controls alignment (figure 6): the paper's late negative turn appears, in the size
-#   that learns IOI.** Cross alignment with IOI-name / IOI-copy follows the within-control
-#   curves early (peak 0.65 / 0.64 for d32-L2, 0.47 / 0.48 for d64-L2, with the shared phase),
-#   then in d64-L2 turns negative as IOI forms (-0.02 / -0.09 at 7500, -0.06 / -0.07 at 12000);
-#   in d32-L2 it stays at 0.01-0.02. The paper finds negative cross alignment in its larger
-#   models; here it appears in the model that learns IOI, at a much smaller scale, and is small
-#   against the spread of the cosines (std about 0.15).
-# * **GT (figures 7-9): reproduces the paper's pattern.** An early rise shared by GT and its
-#   controls (GT 0.76 / 0.46 at step 256, controls 0.20-0.46), a drop, then GT-less alignment rises
-#   again (to 0.55 / 0.47 at 12000) while its loss is the worst (5.5 / 6.0 nats), GT-copy rises a
-#   little (0.34 / 0.21), and GT's own stays low (0.08 / 0.10) while its probability difference
-#   reaches 0.35 / 0.56: the model learns GT largely by suppressing the smaller years, as the paper
-#   reads it.
-# * **OML (figures 10-12): reproduces, and the models learn OML outright.** A shared early rise
-#   (0.80-0.86 at steps 320-512 for d32-L2, 0.40-0.42 for d64-L2), a drop to ~0 by step 1000-2000,
-#   then a second rise for OML (0.45 / 0.53 at 12000) well above the controls (0.11-0.28), while
-#   OML's loss goes to 0.57-0.63 nats and OML-copy's stays at 2.7-3.1 (the copy is suppressed).
-#   The paper saw the second rise without conclusive learning; these small models, trained on a
-#   corpus rich in month sequences, learn it.
+# * **IOI alignment rises with or before the IOI loss drop (figure 2).** It does so twice here. An
+#   early, large rise comes with the first loss drop (every token's loss falls while the model learns
+#   "a name comes here") and is shared by IOI-name, IOI-copy and IOI-rand. In the size that learns IOI,
+#   a second, much smaller IOI-specific rise goes with the IOI loss drop, above IOI-name's; the
+#   size without IOI has no such second rise. The log-spaced checkpoints put only a few points in that
+#   window, so "before" and "with" cannot be told apart.
+# * **IOI-name and IOI-copy diverge from IOI (figure 3).** In the losses, yes, in the paper's order:
+#   IOI-name first, IOI-copy later. In alignment only a little: after IOI forms, IOI's mean cosine sits
+#   above the controls' by a small gap, not the paper's clear fall of control alignment.
+# * **IOI-rand shows no rise (figure 4): not reproduced.** IOI-rand's alignment rises the most of
+#   all while its loss climbs: gradients that push up random rare tokens share a direction
+#   (down-weighting the frequent ones). So the early rise is not specific to IOI at this scale.
+# * **Destructive interference (figure 2, right).** Training batches cancel much of each other's
+#   effect on the IOI loss, and a random batch lowers it only a little more often than not; less
+#   extreme than complete cancellation.
+# * **Name unembeddings cluster (figure 5)** during the IOI-name phase, while IOI-name's loss sits
+#   with IOI's. Once the model tells the names apart (IOI-name's loss rises) the excess over random
+#   tokens shrinks or inverts; in the size that never does, the cluster stays.
+# * **IOI x controls cross alignment (figure 6).** It follows the within-control curves early, then
+#   turns negative in the size that learns IOI and not in the one that does not: the paper's pattern
+#   for its larger models, at a much smaller scale, and small against the spread of the cosines.
+# * **Smaller models fail IOI despite high alignment (B.4).** The size without IOI reaches at least
+#   as high an early IOI alignment as the one with it: alignment alone does not make IOI.
+# * **GT (figures 7-9): the paper's pattern.** An early rise shared by GT and its controls, a drop,
+#   then GT-less alignment rises again while its loss is the worst and does not improve, GT-copy's
+#   rises too, and GT's own stays low while its probability difference grows: the model learns GT
+#   largely by suppressing the smaller years, as the paper reads it.
+# * **OML (figures 10-12): the paper's pattern, and the models learn OML outright.** A shared early
+#   rise, a drop, then a second rise for OML above its controls, while OML's loss falls far and
+#   OML-copy's stays high (the copy is suppressed). The paper saw the second rise without conclusive
+#   learning; these small models, trained on a corpus rich in month sequences, learn it.

@@ -1,0 +1,285 @@
+"""Claims about the checkpoint suite itself (notebook ``00_checkpoint_suite``): does it learn IOI, GT, OML?
+
+Study 1 needs a suite in which the paper's capabilities emerge. Issue 6 set the
+thresholds a size must meet, each decided here **over the last 1000 training steps**
+(every checkpoint in ``[last - 1000, last]``), not at the last checkpoint alone,
+since near a threshold the metrics move by several points between checkpoints:
+
+* IOI: IOI-name loss minus IOI loss at least 0.5 nats **and** ``[A]`` ranked above
+  ``[B]`` on at least 80% of prompts (:func:`ioi_passes`);
+* GT: Hanna et al.'s probability difference above 0.5;
+* OML: accuracy above chance, ``1/12`` plus two binomial standard errors (:func:`oml_chance`).
+
+IOI is decided over the seeds of the default recipe: this suite's largest size (its own
+checkpoints) plus the recipe-search runs of ``data/suite_recipe_probes.parquet`` that used
+the same recipe with another seed (probed every 1000 steps).
+
+Input tables: ``capabilities`` is the tidy ``(size, step, metric, value)`` table of
+:func:`gradtools.checkpoint_suite.evaluate_size`; ``probes`` the tidy
+``(run, corpus, size, steps, lr, step, metric, value)`` table of the recipe search.
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+
+from . import fidelity
+from .checkpoint_suite import emergence_step, first_step_beyond
+from .paths import PACKAGE_ROOT
+
+STUDY = fidelity.STUDIES[1]
+IOI_MARGIN = 0.5        # nats by which IOI must beat IOI-name
+IOI_RANK = 0.8          # share of prompts with [A] above [B]
+GT_PROB_DIFF = 0.5
+WINDOW = 1000           # the claims are decided over the last WINDOW steps
+# The seed of each recipe-search run (the recipe-search log of notebook 00); runs not listed used seed 0.
+PROBE_SEEDS = {"M": 1, "N": 2, "O": 3}
+PROBES_PATH = PACKAGE_ROOT / "data" / "suite_recipe_probes.parquet"
+
+
+def oml_chance(n_prompts: int) -> float:
+    """Accuracy above chance among 12 months: ``1/12 + 2 sqrt(1/12 * 11/12 / n)`` (two standard errors)."""
+    return 1 / 12 + 2 * np.sqrt(1 / 12 * 11 / 12 / n_prompts)
+
+
+def capability_wide(capabilities: pd.DataFrame, by: tuple[str, ...] = ("size",)) -> pd.DataFrame:
+    """One row per checkpoint (``by`` columns and ``step``), one column per metric, plus
+    ``ioi_margin = ioi_name_loss - ioi_loss`` (nats by which IOI beats a random name)."""
+    wide = capabilities.pivot_table(index=[*by, "step"], columns="metric", values="value", sort=False).reset_index()
+    wide.columns.name = None
+    wide["ioi_margin"] = wide.ioi_name_loss - wide.ioi_loss
+    return wide
+
+
+def ioi_passes(wide: pd.DataFrame) -> pd.Series:
+    """Per checkpoint: IOI margin >= 0.5 nats and [A] above [B] on >= 80% of prompts."""
+    return (wide.ioi_margin >= IOI_MARGIN) & (wide.ioi_rank_accuracy >= IOI_RANK)
+
+
+def last_window(curve: pd.DataFrame, steps: int = WINDOW) -> pd.DataFrame:
+    """The checkpoints of one size (or run) within the last ``steps`` steps: ``step >= last - steps``."""
+    return curve[curve.step >= curve.step.max() - steps].sort_values("step")
+
+
+def _value_curve(g: pd.DataFrame, values: pd.Series) -> pd.DataFrame:
+    return pd.DataFrame({"step": g.step.values, "value": np.asarray(values, dtype=float)})
+
+
+def emergence_table(wide: pd.DataFrame, chance: float, wall: dict | None = None) -> pd.DataFrame:
+    """Per size: the step each capability emerges (held to the end) and is first reached, the last
+    checkpoint's metrics, the range over the last :data:`WINDOW` steps, and whether each threshold
+    holds at the last checkpoint (``passes_*``) and at every checkpoint of the window (``holds_*``)."""
+    rows = []
+    for size, g in wide.groupby("size", sort=False):
+        g = g.sort_values("step")
+        final, win = g.iloc[-1], last_window(g)
+        ioi_ok = _value_curve(g, ioi_passes(g))
+        gt, oml = _value_curve(g, g.gt_prob_diff), _value_curve(g, g.oml_accuracy)
+        rows.append(dict(
+            size=size,
+            ioi_emerges=emergence_step(ioi_ok, 0.5), ioi_first_reached=first_step_beyond(ioi_ok, 0.5),
+            gt_emerges=emergence_step(gt, GT_PROB_DIFF), gt_first_above=first_step_beyond(gt, GT_PROB_DIFF),
+            oml_above_chance_from=emergence_step(oml, chance), oml_above_half_from=emergence_step(oml, 0.5),
+            final_step=int(final.step), final_ioi_loss=final.ioi_loss, final_ioi_name_loss=final.ioi_name_loss,
+            final_ioi_copy_loss=final.ioi_copy_loss, final_ioi_margin=final.ioi_margin,
+            final_ioi_rank_accuracy=final.ioi_rank_accuracy, final_gt_prob_diff=final.gt_prob_diff,
+            final_oml_accuracy=final.oml_accuracy,
+            window_checkpoints=len(win),
+            window_ioi_rank_accuracy_min=win.ioi_rank_accuracy.min(),
+            window_ioi_rank_accuracy_max=win.ioi_rank_accuracy.max(),
+            window_ioi_margin_min=win.ioi_margin.min(),
+            window_gt_prob_diff_min=win.gt_prob_diff.min(), window_gt_prob_diff_max=win.gt_prob_diff.max(),
+            window_oml_accuracy_min=win.oml_accuracy.min(),
+            window_ioi_pass_share=float(ioi_passes(win).mean()),
+            window_gt_pass_share=float((win.gt_prob_diff > GT_PROB_DIFF).mean()),
+            window_oml_pass_share=float((win.oml_accuracy > chance).mean()),
+            passes_ioi=bool(ioi_passes(g.iloc[[-1]]).iloc[0]), passes_gt=bool(final.gt_prob_diff > GT_PROB_DIFF),
+            passes_oml=bool(final.oml_accuracy > chance),
+            train_wall_s=(wall or {}).get(size)))
+    steps = ["ioi_emerges", "ioi_first_reached", "gt_emerges", "gt_first_above", "oml_above_chance_from",
+             "oml_above_half_from"]
+    return pd.DataFrame(rows).astype({c: "Int64" for c in steps})
+
+
+def load_recipe_probes(path=PROBES_PATH) -> pd.DataFrame:
+    """The committed recipe-search probes (runs trained outside the notebook); empty if the file is absent."""
+    try:
+        return pd.read_parquet(path)
+    except FileNotFoundError:
+        return pd.DataFrame(columns=["run", "corpus", "size", "steps", "lr", "step", "metric", "value"])
+
+
+def probe_runs(probes: pd.DataFrame, *, size: str, lr: float, steps: int, corpus: int) -> pd.DataFrame:
+    """The probed runs of one recipe (size, peak lr, steps, corpus version): columns run, seed."""
+    if probes.empty:
+        return pd.DataFrame(columns=["run", "seed"])
+    match = probes[(probes["size"] == size) & np.isclose(probes.lr, lr) & (probes.steps == steps)
+                   & (probes.corpus == corpus)]
+    runs = list(dict.fromkeys(match.run))
+    return pd.DataFrame({"run": runs, "seed": [PROBE_SEEDS.get(r, 0) for r in runs]})
+
+
+def seed_table(wide: pd.DataFrame, size: str, seed: int, probes: pd.DataFrame, *, lr: float, steps: int,
+               corpus: int, chance: float) -> pd.DataFrame:
+    """Per seed of the recipe: this suite's ``size`` (``seed``, its own checkpoints, source ``suite``)
+    and every probed run of the same recipe with another seed (source ``probe <run>``).
+
+    Columns: seed, source, checkpoints (in the last :data:`WINDOW` steps), ioi_rank_min/max,
+    ioi_margin_min, gt_min/max, oml_min, ioi_holds / gt_holds / oml_holds (the threshold holds at every
+    checkpoint of the window), ioi_final_passes (at the last checkpoint alone)."""
+    parts = [("suite", seed, wide[wide["size"] == size])]
+    runs = probe_runs(probes, size=size, lr=lr, steps=steps, corpus=corpus)
+    if len(runs):
+        pw = capability_wide(probes[probes.run.isin(runs.run) & (probes["size"] == size)], by=("run",))
+        parts += [(f"probe {r.run}", r.seed, pw[pw.run == r.run]) for r in runs.itertuples() if r.seed != seed]
+    rows = []
+    for source, s, g in parts:
+        if g.empty:
+            continue
+        win = last_window(g)
+        rows.append(dict(seed=int(s), source=source, checkpoints=len(win),
+                         ioi_rank_min=win.ioi_rank_accuracy.min(), ioi_rank_max=win.ioi_rank_accuracy.max(),
+                         ioi_margin_min=win.ioi_margin.min(), gt_min=win.gt_prob_diff.min(),
+                         gt_max=win.gt_prob_diff.max(), oml_min=win.oml_accuracy.min(),
+                         ioi_holds=bool(ioi_passes(win).all()), gt_holds=bool((win.gt_prob_diff > GT_PROB_DIFF).all()),
+                         oml_holds=bool((win.oml_accuracy > chance).all()),
+                         ioi_final_passes=bool(ioi_passes(win.iloc[[-1]]).iloc[0])))
+    return pd.DataFrame(rows).sort_values("seed", kind="stable").reset_index(drop=True)
+
+
+def _width(size: str) -> int | None:
+    m = re.match(r"d(\d+)-L\d+", str(size))
+    return int(m.group(1)) if m else None
+
+
+def wider_runs(probes: pd.DataFrame, largest: str, *, steps: int, corpus: int) -> pd.DataFrame:
+    """Probed runs on the same corpus and budget with wider models than ``largest``: per (run, size),
+    whether IOI holds over the last :data:`WINDOW` steps (``ioi_holds``) and the rank accuracy range."""
+    width = _width(largest)
+    if probes.empty or width is None:
+        return pd.DataFrame(columns=["run", "size", "lr", "ioi_holds", "ioi_rank_min", "ioi_rank_max"])
+    sel = probes[(probes.steps == steps) & (probes.corpus == corpus)
+                 & probes["size"].map(lambda s: (_width(s) or 0) > width)]
+    rows = []
+    if len(sel):
+        for (run, size, lr), g in capability_wide(sel, by=("run", "size", "lr")).groupby(["run", "size", "lr"],
+                                                                                          sort=False):
+            win = last_window(g)
+            rows.append(dict(run=run, size=size, lr=lr, ioi_holds=bool(ioi_passes(win).all()),
+                             ioi_rank_min=win.ioi_rank_accuracy.min(), ioi_rank_max=win.ioi_rank_accuracy.max()))
+    return pd.DataFrame(rows, columns=["run", "size", "lr", "ioi_holds", "ioi_rank_min", "ioi_rank_max"])
+
+
+def probe_summary(probes: pd.DataFrame, chance: float) -> pd.DataFrame:
+    """Per probed run and size of the recipe search: its recipe, the last checkpoint's metrics, and whether
+    each threshold holds at every probed checkpoint of the last :data:`WINDOW` steps."""
+    if probes.empty:
+        return pd.DataFrame()
+    by = ("run", "corpus", "size", "lr", "steps")
+    rows = []
+    for key, g in capability_wide(probes, by=by).groupby(list(by), sort=False):
+        win, last = last_window(g), g.sort_values("step").iloc[-1]
+        rows.append(dict(zip(by, key), seed=PROBE_SEEDS.get(key[0], 0), last_step=int(last.step),
+                         ioi_loss=last.ioi_loss, ioi_name_loss=last.ioi_name_loss, ioi_copy_loss=last.ioi_copy_loss,
+                         ioi_rank_accuracy=last.ioi_rank_accuracy, gt_prob_diff=last.gt_prob_diff,
+                         oml_accuracy=last.oml_accuracy, ioi_holds=bool(ioi_passes(win).all()),
+                         gt_holds=bool((win.gt_prob_diff > GT_PROB_DIFF).all()),
+                         oml_holds=bool((win.oml_accuracy > chance).all())))
+    return pd.DataFrame(rows)
+
+
+def _share_verdict(n_ok: int, n: int) -> str:
+    """``reproduced`` if all ``n`` hold, ``partly`` if some, ``not reproduced`` if none, ``not measured`` if n = 0."""
+    if n == 0:
+        return "not measured"
+    return fidelity.verdict_from(n_ok == n, partly=n_ok > 0)
+
+
+def _range(lo: float, hi: float, fmt: str = ".0%") -> str:
+    a, b = format(lo, fmt), format(hi, fmt)
+    return a if a == b else f"{a}-{b}"
+
+
+def _seed_list(seeds: pd.DataFrame) -> str:
+    return ", ".join(f"seed {r.seed} {_range(r.ioi_rank_min, r.ioi_rank_max)}" for r in seeds.itertuples())
+
+
+def claims(emergence: pd.DataFrame, seeds: pd.DataFrame, wider: pd.DataFrame | None = None) -> list[dict]:
+    """The fidelity rows of the suite, for its largest size (the last row of ``emergence``).
+
+    * IOI: per seed (``seeds``, :func:`seed_table`), IOI holds at every checkpoint of the last
+      1000 steps; all seeds -> reproduced, some -> partly, none -> not reproduced.
+    * GT, OML: the share of the largest size's checkpoints in the last 1000 steps past the threshold;
+      all -> reproduced, some -> partly, none -> not reproduced.
+    * Wider models: a probed wider model on the same corpus and budget holds IOI over its last 1000
+      steps -> reproduced; none does -> not reproduced; none probed -> not measured.
+    """
+    big = emergence.iloc[-1]
+    size, n_win = big["size"], int(big.window_checkpoints)
+    win = f"steps {max(0, int(big.final_step) - WINDOW)}-{int(big.final_step)}"
+    step = lambda v: "never" if pd.isna(v) else str(int(v))  # noqa: E731
+    rows = []
+
+    n_ok = int(seeds.ioi_holds.sum())
+    n_final = int(seeds.ioi_final_passes.sum())
+    verdict = _share_verdict(n_ok, len(seeds))
+    rows.append(fidelity.claim(
+        STUDY, "the suite's largest size learns IOI (held over the last 1000 steps, across seeds)",
+        "IOI emerges in every model of the paper's suite (OLMo, 14M-472M); issue 6 asks IOI-name minus IOI "
+        ">= 0.5 nats and [A] above [B] on >= 80%",
+        f"{size}: IOI holds over the last 1000 steps in {n_ok} of {len(seeds)} seeds "
+        f"([A] above [B], min-max: {_seed_list(seeds)}); at the last checkpoint alone {n_final} of {len(seeds)}",
+        verdict,
+        "" if verdict == "reproduced" else
+        f"criterion: both IOI thresholds at every checkpoint of the last 1000 steps, per seed; "
+        f"{len(seeds) - n_ok} of {len(seeds)} seeds fall short"
+        + (" (one seed: no probed run of this recipe)" if len(seeds) <= 1 else
+           "; seeds other than the suite's are probed every 1000 steps only")))
+
+    gt_ok = round(float(big.window_gt_pass_share) * n_win)
+    verdict = _share_verdict(gt_ok, n_win)
+    others = seeds[seeds.source != "suite"]
+    rows.append(fidelity.claim(
+        STUDY, "the suite's largest size learns GT (probability difference > 0.5 over the last 1000 steps)",
+        "the paper's models learn GT in part (its probability and loss improve); issue 6 asks a probability "
+        "difference above 0.5",
+        f"{size}: {_range(big.window_gt_prob_diff_min, big.window_gt_prob_diff_max, '.2f')} over {win}, above 0.5 at "
+        f"{gt_ok} of {n_win} checkpoints; first above at step {step(big.gt_first_above)}"
+        + (f"; other seeds' minima {', '.join(f'{v:.2f}' for v in others.gt_min)}" if len(others) else ""),
+        verdict,
+        "" if verdict == "reproduced" else
+        "criterion: above 0.5 at every checkpoint of the last 1000 steps"
+        + ("; it sits near the threshold" if verdict == "partly" else "")
+        + "; one seed (the suite's own" + ("; other seeds are listed for comparison)" if len(others) else ")")))
+
+    oml_ok = round(float(big.window_oml_pass_share) * n_win)
+    verdict = _share_verdict(oml_ok, n_win)
+    rows.append(fidelity.claim(
+        STUDY, "the suite's largest size learns OML (accuracy above chance over the last 1000 steps)",
+        "the paper's models improve on OML but do not conclusively learn it; issue 6 asks accuracy above chance "
+        "(1/12)",
+        f"{size}: lowest accuracy {big.window_oml_accuracy_min:.0%} over {win}, above chance at {oml_ok} of "
+        f"{n_win} checkpoints; above 50% from step {step(big.oml_above_half_from)}",
+        verdict,
+        "" if verdict == "reproduced" else
+        "criterion: above 1/12 by two standard errors at every checkpoint of the last 1000 steps; one seed"))
+
+    wider = wider if wider is not None else pd.DataFrame(columns=["ioi_holds"])
+    n_wide, n_wide_ok = len(wider), int(wider.ioi_holds.sum()) if len(wider) else 0
+    verdict = "not measured" if n_wide == 0 else fidelity.verdict_from(n_wide_ok > 0)
+    rows.append(fidelity.claim(
+        STUDY, "wider models than the largest suite size learn IOI in the same budget",
+        "IOI emerges at every size of the paper's suite, larger models included",
+        "no wider model probed on this corpus and budget" if n_wide == 0 else
+        f"IOI holds over the last 1000 steps in {n_wide_ok} of {n_wide} probed wider runs ("
+        + ", ".join(f"{r.size} lr {r.lr:g}: {_range(r.ioi_rank_min, r.ioi_rank_max)}" for r in wider.itertuples())
+        + ")",
+        verdict,
+        "" if verdict == "reproduced" else
+        ("no recipe-search run with a wider model on this corpus and step budget" if n_wide == 0 else
+         ("every wider run ranks [B] above [A] on most prompts over its last 1000 steps (the copying stage); "
+          if (wider.ioi_rank_max < 0.5).all() else "no wider run holds both IOI thresholds; ")
+         + "one seed per learning rate, so the suite has no larger size")))
+    return rows

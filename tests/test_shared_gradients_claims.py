@@ -1,0 +1,162 @@
+"""Study 1's claims: each verdict flips when its criterion stops holding, on small synthetic tables."""
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gradtools import fidelity
+from gradtools import shared_gradients_claims as sgc
+from gradtools.shared_gradients import wide
+
+STEPS = [100 * k for k in range(1, 11)]
+CLAIMS = {  # short key -> index in the claims list
+    "before_drop": 0, "losses_diverge": 1, "control_alignment": 2, "rand": 3, "interference": 4, "names": 5,
+    "cross": 6, "small_models": 7, "early_shared": 8, "gt": 9, "oml": 10}
+
+
+def base_curves() -> dict:
+    """{size: {(dataset, metric): values over STEPS}} where every claim holds: 'small' learns no IOI,
+    'big' does."""
+    early = [0, .4, .1, 0, 0, 0, 0, 0, 0, 0]          # a shared rise, then a drop
+    second = [0, .4, .1, 0, .1, .3, .5, .5, .5, .5]   # the same, then a second rise
+    big = {
+        ("ioi", "cos_mean"): [0, .5, .1, 0, 0, .1, .3, .3, .3, .3],
+        ("ioi", "loss"): [7, 5, 5, 5, 5, 5, 3, 1, 1, 1],
+        ("ioi_name", "loss"): [7, 5, 5, 6, 7, 8, 9, 9, 9, 9],
+        ("ioi_copy", "loss"): [7, 5, 5, 5, 5, 6, 7, 7, 7, 7],
+        ("ioi_name", "cos_mean"): [0, .5, .1, 0, 0, .02, .05, .05, .05, .05],
+        ("ioi_copy", "cos_mean"): [0, .5, .1, 0, 0, .02, .05, .05, .05, .05],
+        ("ioi_rand", "cos_mean"): [0, .1, .05, .05, .05, .05, .05, .05, .05, .05],
+        ("ioi_rand", "loss"): [7] * 10,
+        ("ioi x ioi_name", "cos_mean"): [0, .4, .1, 0, 0, -.05, -.1, -.1, -.1, -.1],
+        ("ioi x ioi_copy", "cos_mean"): [0, .4, .1, 0, 0, -.05, -.1, -.1, -.1, -.1],
+        ("training x ioi", "di_mean"): [.8] * 10,
+        ("training x ioi", "lowering_share"): [.5] * 10,
+        ("name unembeddings", "excess"): [0, .3, .2, .1, 0, -.1, -.2, -.2, -.2, -.2],
+        ("gt", "cos_mean"): [0, .5, .1, 0, 0, 0, .02, .02, .02, .02],
+        ("gt", "loss"): [7, 6, 5, 4, 4, 4, 3, 3, 3, 3],
+        ("gt", "prob_diff"): [0, 0, 0, .1, .2, .3, .4, .5, .5, .5],
+        ("gt_year", "cos_mean"): early, ("gt_copy", "cos_mean"): early,
+        ("gt_less", "cos_mean"): second,
+        ("gt_less", "loss"): [7, 6, 5, 5, 5, 5.5, 6, 6, 6, 6],
+        ("oml", "cos_mean"): second, ("oml", "loss"): [7, 5, 3, 3, 2, 1, 1, 1, 1, 1],
+        ("oml_month", "cos_mean"): [0, .4, .1, 0, 0, 0, .1, .1, .1, .1],
+        ("oml_copy", "cos_mean"): [0, .4, .1, 0, 0, 0, .1, .1, .1, .1],
+    }
+    small = {**big,
+             ("ioi", "cos_mean"): [0, .6, .1, 0, 0, 0, 0, 0, 0, 0],
+             ("ioi", "loss"): [7, 5, 5, 5, 5, 5, 5, 5, 5, 5],
+             ("ioi_name", "loss"): [7, 5, 5, 5, 5, 5, 5, 5, 5, 5],
+             ("ioi_copy", "loss"): [7, 5, 5, 5, 5, 5, 5, 5, 5, 5],
+             ("ioi x ioi_name", "cos_mean"): [0, .4, .1, 0, 0, 0, .02, .02, .02, .02],
+             ("ioi x ioi_copy", "cos_mean"): [0, .4, .1, 0, 0, 0, .02, .02, .02, .02]}
+    return {"small": small, "big": big}
+
+
+def table(curves: dict) -> pd.DataFrame:
+    rows = [dict(size=size, step=0, dataset=ds, metric=m, value=0.0)  # step 0 is left out by the claims
+            for size, c in curves.items() for (ds, m) in c]
+    rows += [dict(size=size, step=step, dataset=ds, metric=m, value=float(v))
+             for size, c in curves.items() for (ds, m), vals in c.items() for step, v in zip(STEPS, vals)]
+    return wide(pd.DataFrame(rows))
+
+
+def verdicts(curves: dict) -> dict:
+    rows = sgc.claims(sgc.summary(table(curves), sizes=list(curves)))
+    return {k: rows[i]["verdict"] for k, i in CLAIMS.items()}
+
+
+def changed(size: str, **curves) -> dict:
+    c = base_curves()
+    for key, vals in curves.items():
+        ds, metric = key.rsplit("__", 1)
+        ds = ds.replace("_X_", " x ").replace("name_unembeddings", "name unembeddings")
+        assert (ds, metric) in c[size], f"no curve {(ds, metric)} to change"
+        c[size][(ds, metric)] = vals
+    return c
+
+
+def test_half_step_and_curve_shape():
+    x = np.array([1, 2, 3, 4, 5, 6], float)
+    assert sgc.half_step(x, np.array([0, .2, .6, 1, 1, 1])) == 3
+    assert sgc.half_step(x, np.array([5, 7, 6, 3, 1, 1]), rising=False) == 4
+    shape = sgc.curve_shape(x, np.array([0, .5, .1, 0, .3, .4]))
+    assert (shape["peak_step"], shape["trough_step"], shape["late_half_step"]) == (2, 4, 5)
+    assert shape["late_rise"] == pytest.approx(.4)
+    no_drop = sgc.curve_shape(x, np.array([0, .5, .4, .45, .6, .7]))  # never falls back by 40%: the global peak
+    assert no_drop["peak_step"] == 6 and no_drop["late_rise"] == 0
+    assert sgc.divergence_step(x, np.array([1, 1, 2, 1, 3, 3]), np.ones(6)) == 5
+
+
+def test_every_claim_holds_on_the_base_tables():
+    assert set(verdicts(base_curves()).values()) == {"reproduced"}
+
+
+@pytest.mark.parametrize("key, curves, expected", [
+    # no late IOI-specific rise: only the early, shared one precedes the IOI drop
+    ("before_drop", changed("big", ioi__cos_mean=[0, .5, .1, 0, 0, 0, 0, 0, 0, 0]), "partly"),
+    ("losses_diverge", changed("big", ioi_copy__loss=[7, 5, 5, 5, 5, 5, 3, 1, 1, 1]), "partly"),
+    ("losses_diverge", changed("big", ioi_copy__loss=[7, 5, 6, 7, 7, 7, 7, 7, 7, 7]), "partly"),  # copy first
+    ("control_alignment", changed("big", ioi_name__cos_mean=[0, .5, .1, 0, 0, .1, .28, .28, .28, .28]), "partly"),
+    ("control_alignment", changed("big", ioi_name__cos_mean=[0, .5, .1, 0, 0, .1, .4, .4, .4, .4]), "not reproduced"),
+    ("rand", changed("big", ioi_rand__cos_mean=[0, .8, .3, .2, .2, .2, .2, .2, .2, .2]), "partly"),
+    ("interference", changed("big", training_X_ioi__di_mean=[.2] * 10), "partly"),
+    ("interference", changed("small", training_X_ioi__lowering_share=[.9] * 10), "partly"),
+    ("names", changed("big", name_unembeddings__excess=[0, .05, 0, 0, 0, 0, 0, 0, 0, 0]), "partly"),
+    ("cross", changed("big", ioi_X_ioi_copy__cos_mean=[0, .4, .1, 0, 0, 0, .02, .02, .02, .02]), "partly"),
+    ("cross", changed("small", ioi_X_ioi_name__cos_mean=[0, .4, .1, 0, 0, 0, -.1, -.1, -.1, -.1]), "partly"),
+    ("small_models", changed("small", ioi__cos_mean=[0, .3, .1, 0, 0, 0, 0, 0, 0, 0]), "not reproduced"),
+    ("early_shared", changed("big", gt_year__cos_mean=[0, .4, .35, .3, .3, .3, .3, .3, .3, .3]), "partly"),
+    ("gt", changed("big", gt_less__loss=[7, 6, 5, 5, 5, 4.5, 4, 4, 4, 4]), "partly"),
+    ("gt", changed("big", gt__cos_mean=[0, .5, .1, 0, .2, .5, .6, .6, .6, .6]), "partly"),
+    ("oml", changed("small", oml__cos_mean=[0, .4, .1, 0, 0, 0, .05, .05, .05, .05]), "partly"),
+])
+def test_a_claim_flips_when_its_criterion_fails(key, curves, expected):
+    assert verdicts(curves)[key] == expected
+
+
+def test_rand_claim_fails_when_every_size_has_the_rise():
+    c = changed("big", ioi_rand__cos_mean=[0, .8, .3, .2, .2, .2, .2, .2, .2, .2])
+    c["small"][("ioi_rand", "cos_mean")] = [0, .8, .3, .2, .2, .2, .2, .2, .2, .2]
+    assert verdicts(c)["rand"] == "not reproduced"
+
+
+def test_without_ioi_or_training_data_the_claims_are_not_measured():
+    c = base_curves()
+    c["big"][("ioi_name", "loss")] = c["big"][("ioi", "loss")]
+    c["big"][("ioi_copy", "loss")] = c["big"][("ioi", "loss")]
+    for size in c:
+        del c[size][("training x ioi", "di_mean")], c[size][("training x ioi", "lowering_share")]
+    got = verdicts(c)
+    for key in ("before_drop", "losses_diverge", "control_alignment", "interference", "small_models"):
+        assert got[key] == "not measured"
+    rows = sgc.claims(sgc.summary(table(c), sizes=list(c)))
+    assert "no size learns IOI" in rows[0]["why"] and "training data" in rows[4]["why"]
+
+
+def test_one_seed_is_said_in_why():
+    rows = sgc.claims(sgc.summary(table(base_curves()), sizes=["small", "big"]))
+    assert all("one seed" in r["why"] for r in rows)
+    rows = sgc.claims(sgc.summary(table(base_curves()), sizes=["small", "big"]), n_seeds=3)
+    assert not any("one seed" in r["why"] for r in rows)
+
+
+def test_runs_on_the_committed_default_table():
+    path = Path(__file__).resolve().parents[1] / "data" / "shared_gradients.parquet"
+    W = wide(pd.read_parquet(path))
+    summary = sgc.summary(W)
+    assert len(summary) == W["size"].nunique() and summary["size"].is_unique
+    rows = sgc.claims(summary)
+    df = fidelity.claims_table("01_shared_gradients", rows)
+    assert len(df) == len(CLAIMS) and set(df.verdict) <= set(fidelity.VERDICTS)
+    assert (df.measured.str.len() > 0).all() and (df.paper.str.len() > 0).all()
+    assert (df.study == fidelity.STUDIES[1]).all()
+
+
+def test_rand_claim_needs_an_ioi_rise():
+    c = base_curves()
+    for size in c:
+        c[size][("ioi", "cos_mean")] = [0] * 10
+    rows = sgc.claims(sgc.summary(table(c), sizes=list(c)))
+    assert rows[CLAIMS["rand"]]["verdict"] == "not measured"
