@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 from importlib import metadata
 from pathlib import Path
@@ -19,6 +20,7 @@ from .cache import atomic_write
 from .lockfile import LOCK
 from .paths import data_dir
 
+PINNED = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_CBWR", "PYTHONHASHSEED", "OMP_NUM_THREADS")
 PACKAGES = ("torch", "numpy", "pandas", "transformers", "tokenizers", "scipy", "hdbscan", "scikit-learn", "spacy")
 
 
@@ -49,6 +51,7 @@ def run_environment() -> dict:
         lock_sha256=hashlib.sha256(lock.read_bytes()).hexdigest() if lock.exists() else None,
         cpu=cpu_model(), cpu_capability=torch.backends.cpu.get_cpu_capability(),
         torch_threads=torch.get_num_threads(), cuda=torch.version.cuda if torch.cuda.is_available() else None,
+        pinned=sorted(f"{k}={os.environ[k]}" for k in PINNED if k in os.environ),
     )
 
 

@@ -47,3 +47,16 @@ def test_unknown_profile_is_a_clear_error(capsys):
 def test_unknown_notebook_name_lists_the_available_ones():
     with pytest.raises(SystemExit, match="no single notebook matches .99_nothing.; available: .*00_tour"):
         runner.find_notebooks(["99_nothing"])
+
+
+def test_kernels_run_with_pinned_cpu_code_paths_and_quiet_bars(tmp_path, monkeypatch):
+    """The runner starts kernels with the same CPU kernel level on every x86-64 machine, a fixed
+    hash seed, and quiet library progress bars (the notebook fails if any is missing)."""
+    for key in {**runner.REPRODUCIBLE_ENV, **runner.QUIET_ENV}:
+        monkeypatch.delenv(key, raising=False)
+    body = ("import os\n"
+            f"expected = {dict(**runner.REPRODUCIBLE_ENV, **runner.QUIET_ENV)!r}\n"
+            "missing = {k: os.environ.get(k) for k, v in expected.items() if os.environ.get(k) != v}\n"
+            "assert not missing, missing")
+    nb = write_notebook(tmp_path / "env.ipynb", body)
+    assert runner.run([str(nb)], "smoke", out_dir=tmp_path / "out", report=False) == []
