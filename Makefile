@@ -12,7 +12,7 @@ LOCK := requirements.lock
 TORCH := $(shell grep -E '^torch==' $(LOCK))
 TORCH_PIP_ARGS ?=
 STAMP := $(VENV)/.installed
-PEERS := curvlinops-for-pytorch backpack-for-pytorch einconv linear_operator einops opt-einsum jaxtyping mpmath
+PEERS = $$($(LOCK_VENV)/bin/python -c "from gradtools.lockfile import NO_DEPS_PEERS; print(*NO_DEPS_PEERS)")
 
 .PHONY: setup test figures notebook compare sync lock lab benchmarks clean
 
@@ -48,11 +48,13 @@ sync: $(STAMP)
 
 # resolve pyproject.toml afresh in a throw-away venv and pin everything it installed
 LOCK_VENV := build/lock-venv
+# torch stays at the locked version unless asked: make lock TORCH_VERSION=2.14.0
+TORCH_VERSION ?= $(shell grep -oP '(?<=^torch==)[^+]+' $(LOCK) 2>/dev/null || echo 2.13.0)
 lock:
 	rm -rf $(LOCK_VENV)
 	$(PYTHON) -m venv $(LOCK_VENV)
 	$(LOCK_VENV)/bin/pip install --quiet --upgrade pip
-	$(LOCK_VENV)/bin/pip install --quiet $(TORCH_PIP_ARGS) "torch==$$(grep -oP '(?<=^torch==)[^+]+' $(LOCK) || echo 2.13.0)"
+	$(LOCK_VENV)/bin/pip install --quiet $(TORCH_PIP_ARGS) "torch==$(TORCH_VERSION)"
 	$(LOCK_VENV)/bin/pip install --quiet -e ".[test]"
 	$(LOCK_VENV)/bin/pip install --quiet --no-deps $(PEERS)
 	$(LOCK_VENV)/bin/python -m gradtools.lockfile write $(LOCK)

@@ -73,22 +73,50 @@ def compare_table(new: pd.DataFrame, old: pd.DataFrame) -> dict:
     return out
 
 
-def drift_report(profile: str = "default", rev: str = "HEAD") -> pd.DataFrame:
-    """One row per table of the profile's data folder, compared with the committed version at ``rev``."""
+def committed_tables(folder: Path, rev: str = "HEAD") -> list[str]:
+    """The parquet tables of ``folder`` (and its ``claims/``) in the commit ``rev``, relative to ``folder``."""
+    done = subprocess.run(["git", "-C", str(folder), "ls-tree", "-r", "--name-only", "--full-name", rev, "."],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        return []
+    top = subprocess.run(["git", "-C", str(folder), "rev-parse", "--show-toplevel"], capture_output=True,
+                         text=True).stdout.strip()
+    rel = folder.resolve().relative_to(Path(top).resolve()).as_posix() if top else ""
+    names = [n[len(rel) + 1:] if rel and rel != "." else n for n in done.stdout.splitlines()]
+    return sorted(n for n in names if n.endswith(".parquet") and (n.count("/") == 0 or n.startswith("claims/")))
+
+
+def drift_report(profile: str = "default", rev: str = "HEAD", since: float | None = None) -> pd.DataFrame:
+    """One row per table of the profile's data folder, compared with the committed version at ``rev``.
+
+    ``since``: the run's start (epoch seconds); a table older than that was not written by the run
+    and is reported as such instead of as a (trivially) identical one. Tables committed at ``rev``
+    but absent now are listed as missing."""
     folder = data_dir(profile)
     rows = []
+    present = {p.relative_to(folder).as_posix() for p in table_paths(folder)}
+    for name in committed_tables(folder, rev):
+        if name not in present:
+            rows.append(dict(table=name, status="missing: committed, not written"))
     for path in table_paths(folder):
         name = path.relative_to(folder).as_posix()
         old_bytes = committed_bytes(path, rev)
         new_bytes = path.read_bytes()
-        if old_bytes is None:
+        if since is not None and path.stat().st_mtime < since:
+            rows.append(dict(table=name, status="not rewritten by the run"))
+        elif old_bytes is None:
             rows.append(dict(table=name, status="not committed"))
         elif old_bytes == new_bytes:
             rows.append(dict(table=name, status="identical", max_rel_diff=0.0, cells_differ=0, verdict_changes=[]))
         else:
             rows.append(dict(table=name, **compare_table(pd.read_parquet(path), pd.read_parquet(io.BytesIO(old_bytes)))))
     columns = ["table", "status", "max_rel_diff", "cells_differ", "verdict_changes"]
-    return pd.DataFrame(rows, columns=columns)
+    return pd.DataFrame(rows, columns=columns).sort_values("table", ignore_index=True)
+
+
+def any_verdict_changed(report: pd.DataFrame) -> bool:
+    """True when some claims table changed a verdict (the drift check then fails)."""
+    return any(isinstance(v, list) and v for v in report.verdict_changes)
 
 
 def format_report(report: pd.DataFrame) -> str:

@@ -15,6 +15,7 @@ time. The lock pins ``torch`` without its local build label (``2.13.0``, not
 """
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -66,6 +67,17 @@ def installed(python: str = sys.executable) -> dict[str, str]:
     out = subprocess.run([python, "-m", "pip", "freeze", "--all", "--exclude-editable"],
                          capture_output=True, text=True, check=True).stdout
     return parse_pins(out.splitlines())
+
+
+def torch_build_requirements(pins: dict[str, str], python: str = sys.executable) -> set[str]:
+    """Packages the installed torch build requires that the lock does not list (a CUDA build's
+    nvidia-* and triton wheels, installed by ``TORCH_PIP_ARGS``); empty for the locked CPU build."""
+    code = "import importlib.metadata as m, json; print(json.dumps(m.requires('torch') or []))"
+    out = subprocess.run([python, "-c", code], capture_output=True, text=True, check=True).stdout
+    required = [Requirement(r) for r in json.loads(out)]
+    # optional extras of torch (e.g. optree) are not requirements of the build
+    names = {canonicalize_name(r.name) for r in required if r.marker is None or r.marker.evaluate({"extra": ""})}
+    return names - set(pins)
 
 
 def lock_text(pins: dict[str, str]) -> str:
@@ -141,7 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     elif command == "environment":
         Path(target).write_text(environment_yml(direct_requirements(), read_lock()), encoding="utf-8")
     else:
-        problems = mismatches(read_lock(target), installed())
+        pins = read_lock(target)
+        extra = torch_build_requirements(pins)
+        problems = mismatches(pins, {k: v for k, v in installed().items() if k not in extra})
         print("\n".join(problems) or f"the environment equals {target}")
         return 1 if problems else 0
     return 0

@@ -55,7 +55,14 @@ def run_environment() -> dict:
     )
 
 
-def write_run_environment(profile: str = "default") -> Path:
-    """Write :func:`run_environment` to ``data/[profile/]run_environment.json``."""
-    text = json.dumps(run_environment(), indent=1, sort_keys=True) + "\n"
+def write_run_environment(profile: str = "default", started: float | None = None) -> Path:
+    """Write :func:`run_environment` (and when the run started, epoch seconds) to
+    ``data/[profile/]run_environment.json``."""
+    text = json.dumps(dict(run_environment(), run_started=started), indent=1, sort_keys=True) + "\n"
     return atomic_write(data_dir(profile) / "run_environment.json", lambda tmp: tmp.write_text(text))
+
+
+def run_started(profile: str = "default") -> float | None:
+    """When the last run that wrote this profile's tables started (None if unknown)."""
+    path = data_dir(profile) / "run_environment.json"
+    return json.loads(path.read_text()).get("run_started") if path.exists() else None

@@ -220,17 +220,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.root:
         os.environ["GRADTOOLS_ROOT"] = str(args.root.resolve())
     if args.compare:
-        report = drift.drift_report(args.profile, args.rev)
+        report = drift.drift_report(args.profile, args.rev, since=provenance.run_started(args.profile))
         print(drift.format_report(report))
         if args.readme:
             block = drift.readme_block(report, args.rev, time.strftime("%Y-%m-%d"), args.readme)
             fidelity.paste_between(README, drift.README_START, drift.README_END, block)
-        return 0
+        return 1 if drift.any_verdict_changed(report) else 0
+    started = time.time()
     errors = run(args.notebooks, args.profile, args.out, args.report, report=not args.no_report, log_output=True)
     for err in errors:
         print(f"ERROR {err}", file=sys.stderr)
     if not errors:
-        provenance.write_run_environment(args.profile)
+        provenance.write_run_environment(args.profile, started)
         table = gather_claims(args.profile, README if not args.root else None)
         print(f"fidelity table: {len(table)} claims -> data/{'' if args.profile == 'default' else args.profile + '/'}fidelity.parquet")
     return 1 if errors else 0

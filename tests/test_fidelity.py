@@ -27,6 +27,15 @@ def test_verdict_from():
     assert fidelity.verdict_from(None) == "not measured"
 
 
+def test_verdict_from_counts():
+    assert fidelity.verdict_from_counts(3, 3) == "reproduced"
+    assert fidelity.verdict_from_counts(1, 3) == "partly"
+    assert fidelity.verdict_from_counts(0, 3) == "not reproduced"
+    assert fidelity.verdict_from_counts(0, 0) == "not measured"  # no case: never reproduced
+    with pytest.raises(ValueError):
+        fidelity.verdict_from_counts(4, 3)
+
+
 def test_duplicate_claims_are_refused():
     with pytest.raises(ValueError, match="listed twice"):
         fidelity.claims_table("nb", rows("reproduced") * 2)
@@ -88,19 +97,28 @@ def test_drift_report_against_a_git_revision(tmp_path, monkeypatch):
     pd.DataFrame({"a": [1.0, 2.0]}).to_parquet(repo / "data" / "same.parquet", index=False)
     pd.DataFrame({"a": [1.0, 2.0]}).to_parquet(repo / "data" / "moved.parquet", index=False)
     fidelity.claims_table("nb", rows("reproduced")).to_parquet(repo / "data" / "claims" / "nb.parquet", index=False)
+    pd.DataFrame({"a": [1.0]}).to_parquet(repo / "data" / "gone.parquet", index=False)
     git("add", "-A")
     git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tables")
     pd.DataFrame({"a": [1.0, 2.5]}).to_parquet(repo / "data" / "moved.parquet", index=False)
     fidelity.claims_table("nb", rows("partly")).to_parquet(repo / "data" / "claims" / "nb.parquet", index=False)
     pd.DataFrame({"a": [1]}).to_parquet(repo / "data" / "new.parquet", index=False)
     monkeypatch.setenv("GRADTOOLS_ROOT", str(repo))
+    assert drift.committed_tables(repo / "data") == ["claims/nb.parquet", "gone.parquet", "moved.parquet",
+                                                     "same.parquet"]
+    (repo / "data" / "gone.parquet").unlink()
     report = drift.drift_report("default").set_index("table")
+    assert report.loc["gone.parquet", "status"].startswith("missing")
+    assert drift.any_verdict_changed(report.reset_index())
     assert report.loc["same.parquet", "status"] == "identical"
     assert report.loc["moved.parquet", "max_rel_diff"] == pytest.approx(0.2)
     assert report.loc["new.parquet", "status"] == "not committed"
     assert report.loc["claims/nb.parquet", "verdict_changes"] == ["claim 0: reproduced -> partly"]
     text = drift.format_report(report.reset_index())
     assert "1 identical" in text and "claim 0: reproduced -> partly" in text
+    # tables the run did not rewrite are not passed off as identical
+    later = drift.drift_report("default", since=(repo / "data" / "new.parquet").stat().st_mtime + 1).set_index("table")
+    assert set(later.status) == {"not rewritten by the run", "missing: committed, not written"}
 
 
 def test_run_environment_records_versions_lock_and_cpu(tmp_path, monkeypatch):
