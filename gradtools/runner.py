@@ -104,10 +104,12 @@ class NotebookOutput(logging.Filter):
 
     NOISE = ("Executing Cell", "Ending Cell", "<Figure size", "Executing notebook with kernel", "Input Notebook:",
              "Output Notebook:")
+    # tqdm.auto's notice that widgets are missing: headless runs want the text bars it falls back to
+    WARNINGS = ("IProgress not found", "from .autonotebook import tqdm")
 
     def filter(self, record: logging.LogRecord) -> bool:
         text = record.getMessage().strip()
-        if not text or text.startswith(self.NOISE):
+        if not text or text.startswith(self.NOISE) or any(w in text for w in self.WARNINGS):
             return False
         record.msg, record.args = text, None
         return True
