@@ -10,9 +10,10 @@ since near a threshold the metrics move by several points between checkpoints:
 * GT: Hanna et al.'s probability difference above 0.5;
 * OML: accuracy above chance, ``1/12`` plus two binomial standard errors (:func:`oml_chance`).
 
-IOI is decided over the seeds of the default recipe: this suite's largest size (its own
-checkpoints) plus the recipe-search runs of ``data/suite_recipe_probes.parquet`` that used
-the same recipe with another seed (probed every 1000 steps).
+IOI, GT and OML are decided over the seeds of the default recipe: this suite's largest size
+(its own checkpoints) plus the recipe-search runs of ``data/suite_recipe_probes.parquet`` that
+used the same recipe with another seed (recorded runs, probed every 1000 steps; the notebook
+does not retrain them).
 
 Input tables: ``capabilities`` is the tidy ``(size, step, metric, value)`` table of
 :func:`gradtools.checkpoint_suite.evaluate_size`; ``probes`` the tidy
@@ -26,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from . import fidelity
+from .claims_format import ONE_SEED, span as _range, step as _step
 from .checkpoint_suite import emergence_step, first_step_beyond
 from .paths import PACKAGE_ROOT
 
@@ -190,41 +192,38 @@ def probe_summary(probes: pd.DataFrame, chance: float) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _share_verdict(n_ok: int, n: int) -> str:
-    """``reproduced`` if all ``n`` hold, ``partly`` if some, ``not reproduced`` if none, ``not measured`` if n = 0."""
-    if n == 0:
-        return "not measured"
-    return fidelity.verdict_from(n_ok == n, partly=n_ok > 0)
+def _seed_list(seeds: pd.DataFrame, lo: str = "ioi_rank_min", hi: str = "ioi_rank_max", fmt: str = ".0%") -> str:
+    return ", ".join(f"seed {r.seed} {_range(getattr(r, lo), getattr(r, hi), fmt)}" for r in seeds.itertuples())
 
 
-def _range(lo: float, hi: float, fmt: str = ".0%") -> str:
-    a, b = format(lo, fmt), format(hi, fmt)
-    return a if a == b else f"{a}-{b}"
-
-
-def _seed_list(seeds: pd.DataFrame) -> str:
-    return ", ".join(f"seed {r.seed} {_range(r.ioi_rank_min, r.ioi_rank_max)}" for r in seeds.itertuples())
+def _seeds_why(seeds: pd.DataFrame) -> str:
+    """Where the seeds come from: the suite's own run, and the recorded recipe-search probe runs."""
+    others = sorted(int(s) for s in seeds.seed[seeds.source != "suite"])
+    if not others:
+        return f"{ONE_SEED}: no recorded probe run of this recipe with another seed"
+    return (f"seed{'s' if len(others) > 1 else ''} {', '.join(map(str, others))} {'come' if len(others) > 1 else 'comes'} from the recorded recipe-search "
+            "probe runs (data/suite_recipe_probes.parquet, probed every 1000 steps), not retrained by the notebook")
 
 
 def claims(emergence: pd.DataFrame, seeds: pd.DataFrame, wider: pd.DataFrame | None = None) -> list[dict]:
     """The fidelity rows of the suite, for its largest size (the last row of ``emergence``).
 
-    * IOI: per seed (``seeds``, :func:`seed_table`), IOI holds at every checkpoint of the last
-      1000 steps; all seeds -> reproduced, some -> partly, none -> not reproduced.
-    * GT, OML: the share of the largest size's checkpoints in the last 1000 steps past the threshold;
-      all -> reproduced, some -> partly, none -> not reproduced.
+    * IOI, GT, OML: per seed (``seeds``, :func:`seed_table`), the threshold holds at every checkpoint of
+      the last 1000 steps; all seeds -> reproduced, some -> partly, none -> not reproduced
+      (:func:`gradtools.fidelity.verdict_from_counts`). The measured text adds, for GT and OML, at how many
+      of the largest size's own checkpoints in the window the threshold holds.
     * Wider models: a probed wider model on the same corpus and budget holds IOI over its last 1000
       steps -> reproduced; none does -> not reproduced; none probed -> not measured.
     """
     big = emergence.iloc[-1]
     size, n_win = big["size"], int(big.window_checkpoints)
     win = f"steps {max(0, int(big.final_step) - WINDOW)}-{int(big.final_step)}"
-    step = lambda v: "never" if pd.isna(v) else str(int(v))  # noqa: E731
     rows = []
+    seeds_why = _seeds_why(seeds)
 
     n_ok = int(seeds.ioi_holds.sum())
     n_final = int(seeds.ioi_final_passes.sum())
-    verdict = _share_verdict(n_ok, len(seeds))
+    verdict = fidelity.verdict_from_counts(n_ok, len(seeds))
     rows.append(fidelity.claim(
         STUDY, "the suite's largest size learns IOI (held over the last 1000 steps, across seeds)",
         "IOI emerges in every model of the paper's suite (OLMo, 14M-472M); issue 6 asks IOI-name minus IOI "
@@ -232,43 +231,45 @@ def claims(emergence: pd.DataFrame, seeds: pd.DataFrame, wider: pd.DataFrame | N
         f"{size}: IOI holds over the last 1000 steps in {n_ok} of {len(seeds)} seeds "
         f"([A] above [B], min-max: {_seed_list(seeds)}); at the last checkpoint alone {n_final} of {len(seeds)}",
         verdict,
-        "" if verdict == "reproduced" else
-        f"criterion: both IOI thresholds at every checkpoint of the last 1000 steps, per seed; "
-        f"{len(seeds) - n_ok} of {len(seeds)} seeds fall short"
-        + (" (one seed: no probed run of this recipe)" if len(seeds) <= 1 else
-           "; seeds other than the suite's are probed every 1000 steps only")))
+        ("" if verdict == "reproduced" else
+         f"criterion: both IOI thresholds at every checkpoint of the last 1000 steps, per seed; "
+         f"{len(seeds) - n_ok} of {len(seeds)} seeds fall short; ") + seeds_why))
 
-    gt_ok = round(float(big.window_gt_pass_share) * n_win)
-    verdict = _share_verdict(gt_ok, n_win)
-    others = seeds[seeds.source != "suite"]
+    gt_own = round(float(big.window_gt_pass_share) * n_win)
+    gt_ok = int(seeds.gt_holds.sum())
+    verdict = fidelity.verdict_from_counts(gt_ok, len(seeds))
     rows.append(fidelity.claim(
-        STUDY, "the suite's largest size learns GT (probability difference > 0.5 over the last 1000 steps)",
+        STUDY, "the suite's largest size learns GT (probability difference > 0.5 over the last 1000 steps, across "
+               "seeds)",
         "the paper's models learn GT in part (its probability and loss improve); issue 6 asks a probability "
         "difference above 0.5",
-        f"{size}: {_range(big.window_gt_prob_diff_min, big.window_gt_prob_diff_max, '.2f')} over {win}, above 0.5 at "
-        f"{gt_ok} of {n_win} checkpoints; first above at step {step(big.gt_first_above)}"
-        + (f"; other seeds' minima {', '.join(f'{v:.2f}' for v in others.gt_min)}" if len(others) else ""),
+        f"{size}: above 0.5 at every checkpoint of the last 1000 steps in {gt_ok} of {len(seeds)} seeds "
+        f"(min-max: {_seed_list(seeds, 'gt_min', 'gt_max', '.2f')}); the suite's own run: above 0.5 at {gt_own} of "
+        f"{n_win} checkpoints over {win}, first above at step {_step(big.gt_first_above)}",
         verdict,
-        "" if verdict == "reproduced" else
-        "criterion: above 0.5 at every checkpoint of the last 1000 steps"
-        + ("; it sits near the threshold" if verdict == "partly" else "")
-        + "; one seed (the suite's own" + ("; other seeds are listed for comparison)" if len(others) else ")")))
+        ("" if verdict == "reproduced" else
+         "criterion: above 0.5 at every checkpoint of the last 1000 steps, per seed"
+         + ("; it sits near the threshold" if verdict == "partly" else "") + "; ") + seeds_why))
 
-    oml_ok = round(float(big.window_oml_pass_share) * n_win)
-    verdict = _share_verdict(oml_ok, n_win)
+    oml_own = round(float(big.window_oml_pass_share) * n_win)
+    oml_ok = int(seeds.oml_holds.sum())
+    verdict = fidelity.verdict_from_counts(oml_ok, len(seeds))
     rows.append(fidelity.claim(
-        STUDY, "the suite's largest size learns OML (accuracy above chance over the last 1000 steps)",
+        STUDY, "the suite's largest size learns OML (accuracy above chance over the last 1000 steps, across seeds)",
         "the paper's models improve on OML but do not conclusively learn it; issue 6 asks accuracy above chance "
         "(1/12)",
-        f"{size}: lowest accuracy {big.window_oml_accuracy_min:.0%} over {win}, above chance at {oml_ok} of "
-        f"{n_win} checkpoints; above 50% from step {step(big.oml_above_half_from)}",
+        f"{size}: above chance at every checkpoint of the last 1000 steps in {oml_ok} of {len(seeds)} seeds "
+        f"(lowest accuracy: {', '.join(f'seed {r.seed} {r.oml_min:.0%}' for r in seeds.itertuples())}); the "
+        f"suite's own run: above chance at {oml_own} of {n_win} checkpoints over {win}, above 50% from step "
+        f"{_step(big.oml_above_half_from)}",
         verdict,
-        "" if verdict == "reproduced" else
-        "criterion: above 1/12 by two standard errors at every checkpoint of the last 1000 steps; one seed"))
+        ("" if verdict == "reproduced" else
+         "criterion: above 1/12 by two standard errors at every checkpoint of the last 1000 steps, per seed; ")
+        + seeds_why))
 
     wider = wider if wider is not None else pd.DataFrame(columns=["ioi_holds"])
     n_wide, n_wide_ok = len(wider), int(wider.ioi_holds.sum()) if len(wider) else 0
-    verdict = "not measured" if n_wide == 0 else fidelity.verdict_from(n_wide_ok > 0)
+    verdict = "not measured" if n_wide == 0 else fidelity.verdict_from(n_wide_ok > 0)  # any wider run suffices
     rows.append(fidelity.claim(
         STUDY, "wider models than the largest suite size learn IOI in the same budget",
         "IOI emerges at every size of the paper's suite, larger models included",

@@ -48,6 +48,16 @@ def verdict_from(holds: bool | None, partly: bool = False) -> str:
     return "partly" if partly else "not reproduced"
 
 
+def verdict_from_counts(n_ok: int, n: int) -> str:
+    """A claim checked on ``n`` cases (sizes, seeds, ops ...) that holds on ``n_ok`` of them: ``reproduced`` if
+    all hold, ``partly`` if some, ``not reproduced`` if none, ``not measured`` if there is no case (``n == 0``)."""
+    if n_ok < 0 or n_ok > n:
+        raise ValueError(f"{n_ok} of {n} cases cannot hold")
+    if n == 0:
+        return "not measured"
+    return verdict_from(n_ok == n, partly=n_ok > 0)
+
+
 def claims_table(notebook: str, rows: list[dict]) -> pd.DataFrame:
     """The rows of one notebook as a table with :data:`COLUMNS`; claims must be unique."""
     df = pd.DataFrame(rows, columns=COLUMNS[1:]).assign(notebook=notebook)[COLUMNS]

@@ -14,6 +14,7 @@ paper's plain ``carry`` measure also rewards clusters that only separate places.
 """
 from __future__ import annotations
 
+import functools
 import itertools
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from . import fidelity
+from .claims_format import HDBSCAN_ONE_SEED, ONE_SEED, row, with_chance
 
 STUDY = fidelity.STUDIES[2]
 RECOVERY_MARGIN = 0.1        # homogeneity above chance that counts as recovering a label
@@ -37,18 +39,7 @@ POLCA_HESSIAN, FISHER = "POLCA, Hessian basis", "Fisher, Hessian basis"
 ABLATIONS = ["POLCA, random basis", "POLCA, shuffled Hessian basis"]
 CARRY = "carry_hundreds_tens"
 TOP = (1, 2, 3)
-ONE_RUN = "One training run (one seed)."
-ONE_SEED = ONE_RUN + " HDBSCAN's outcome on it can flip with small numeric differences."
-
-
-def _row(claim: str, paper: str, measured: str, holds: bool | None, why: str, partly: bool = False) -> dict:
-    return fidelity.claim(STUDY, claim, paper, measured, fidelity.verdict_from(holds, partly), why)
-
-
-def _cell(value: float, chance: float | None = None) -> str:
-    if np.isnan(value):
-        return "none"
-    return f"{value:.3f}" if chance is None else f"{value:.3f} (chance {chance:.3f})"
+_row = functools.partial(row, STUDY)
 
 
 # ------------------------------------------------------- appendix C: exact loss curves
@@ -128,23 +119,26 @@ def carry_invisible_claim(curves: pd.DataFrame) -> dict:
 
 # ------------------------------------------------------- the decomposition and appendix F
 
-def decomposition_claim(check: pd.DataFrame, spans: pd.DataFrame) -> dict:
+def decomposition_claim(check: pd.DataFrame, spans: pd.DataFrame | None = None, study: str = STUDY) -> dict:
     """Holds when the full-step second-order expansion explains a median of at least :data:`EXPLAINED_ENOUGH`
-    of each interval's per-token loss change over the window (``polca_arithmetic_decomposition_check``).
-    The measured text adds what the summed predictions explain over the longest span
-    (``polca_arithmetic_decomposition_by_span``) and what the Hessian basis explains per interval."""
-    per_interval = check.groupby("prediction").explained.median()
+    of each interval's per-token loss change over the window (``polca_*_decomposition_check``; not measured when
+    empty). The measured text adds what the Hessian basis explains per interval and, given ``spans``
+    (``polca_arithmetic_decomposition_by_span``), what the summed predictions explain over the longest span.
+    Study 3 uses it too (``study``)."""
+    per_interval = check.groupby("prediction").explained.median() if len(check) else pd.Series(dtype=float)
     full = float(per_interval.get("full step", np.nan))
     basis = float(per_interval.get("Hessian basis", np.nan))
-    full_spans = spans[spans.prediction == "full step"] if len(spans) else spans
-    longest = full_spans.loc[full_spans.span.idxmax()] if len(full_spans) else None
+    full_spans = spans[spans.prediction == "full step"] if spans is not None and len(spans) else None
+    longest = full_spans.loc[full_spans.span.idxmax()] if full_spans is not None and len(full_spans) else None
     measured = f"full step, median per interval {full:.3f}; Hessian basis {basis:.2f}"
     if longest is not None:
         measured += f"; full step summed over {int(longest.span)} steps {longest.median_explained:.2f}"
     holds = None if np.isnan(full) else bool(full >= EXPLAINED_ENOUGH)
-    return _row("the second-order expansion explains each interval's per-token loss change",
-                "sec. 3: POLCA's second-order Taylor terms describe each token's loss change between checkpoints",
-                measured, holds, f"criterion: median share explained per interval >= {EXPLAINED_ENOUGH}")
+    why = (f"criterion: median share explained per interval >= {EXPLAINED_ENOUGH}" if holds is not None
+           else "no full-step prediction measured")
+    return row(study, "the second-order expansion explains each interval's per-token loss change",
+               "sec. 3: POLCA's second-order Taylor terms describe each token's loss change between checkpoints",
+               measured, holds, why)
 
 
 def first_vs_second_order_claim(orders: pd.DataFrame, per_vector: pd.DataFrame) -> dict:
@@ -194,24 +188,19 @@ def beats(m: float, other: float) -> bool:
 
 
 def _cells(h: pd.DataFrame, method: str, ranks=TOP, measure: str = CARRY) -> str:
-    return " / ".join(_cell(*_value(h, method, r, measure)[:2]) for r in ranks)
-
-
-def _count_verdict(n_hold: int, n: int) -> tuple[bool, bool]:
-    """(holds, partly): holds in all ``n`` cases, or in some of them."""
-    return n_hold == n, 0 < n_hold < n
+    return " / ".join(with_chance(*_value(h, method, r, measure)[:2]) for r in ranks)
 
 
 def clusters_at_paper_settings_claim(h: pd.DataFrame) -> dict:
     """Holds when the projected loss along each of the top three Hessian vectors forms at least one HDBSCAN cluster
     (``polca_arithmetic_homogeneity``: min_cluster_size 3% of the tokens, min_samples tokens/15); partly when some do."""
     counts = [_value(h, POLCA_HESSIAN, r, "carry")[2] for r in TOP]
-    holds, partly = _count_verdict(sum(c >= 1 for c in counts), len(TOP))
+    verdict = fidelity.verdict_from_counts(sum(c >= 1 for c in counts), len(TOP))
     return _row("POLCA curves form clusters at the paper's HDBSCAN settings",
                 "fig. 4: the top 3 Hessian vectors' projected loss curves form clusters "
                 "(min_cluster_size 150 of 5000 tokens, min_samples tokens/15)",
-                "clusters along Hessian vectors 1-3: " + " / ".join(map(str, counts)), holds,
-                "criterion: at least one cluster along each top vector. " + ONE_SEED, partly)
+                "clusters along Hessian vectors 1-3: " + " / ".join(map(str, counts)), verdict,
+                "criterion: at least one cluster along each top vector; " + HDBSCAN_ONE_SEED)
 
 
 def exact_loss_digit_claim(h: pd.DataFrame) -> dict:
@@ -220,8 +209,8 @@ def exact_loss_digit_claim(h: pd.DataFrame) -> dict:
     m = margin(h, EXACT[0], 1, "digit")
     return _row("exact-loss clusters recover the digit place",
                 "sec. 4.2, fig. 3: clustering exact loss recovers the digit skill to a substantial degree",
-                f"digit homogeneity, exact loss (whole run) {_cell(*_value(h, EXACT[0], 1, 'digit')[:2])}",
-                recovers(m), f"criterion: homogeneity >= chance + {RECOVERY_MARGIN}. " + ONE_SEED)
+                f"digit homogeneity, exact loss (whole run) {with_chance(*_value(h, EXACT[0], 1, 'digit')[:2])}",
+                recovers(m), f"criterion: homogeneity >= chance + {RECOVERY_MARGIN}; " + HDBSCAN_ONE_SEED)
 
 
 def exact_loss_carry_claim(h: pd.DataFrame) -> dict:
@@ -232,7 +221,7 @@ def exact_loss_carry_claim(h: pd.DataFrame) -> dict:
                          f"{_cells(h, m, (1,), 'carry')}" for m in EXACT)
     return _row("table 3: exact-loss clusters do not recover carry", "carry homogeneity 0.514 (exact loss)",
                 measured, holds, f"criterion: no exact-loss clustering reaches chance + {RECOVERY_MARGIN} on carry "
-                "within hundreds/tens. " + ONE_SEED)
+                "within hundreds/tens; " + HDBSCAN_ONE_SEED)
 
 
 def polca_vs_exact_claim(h: pd.DataFrame) -> dict:
@@ -240,53 +229,53 @@ def polca_vs_exact_claim(h: pd.DataFrame) -> dict:
     Reproduced at all three vectors, partly at some."""
     exact = np.nanmax([margin(h, m) for m in EXACT] + [-np.inf])
     n = sum(beats(margin(h, POLCA_HESSIAN, r), exact) for r in TOP)
-    holds, partly = _count_verdict(n, len(TOP))
+    verdict = fidelity.verdict_from_counts(n, len(TOP))
     measured = (f"carry within hundreds/tens, Hessian vectors 1-3: {_cells(h, POLCA_HESSIAN)}; paper's carry "
                 f"measure {_cells(h, POLCA_HESSIAN, measure='carry')}; exact loss (whole run) "
                 f"{_cells(h, EXACT[0], (1,))}")
     return _row("table 3: POLCA clusters recover carry better than exact loss",
                 "carry homogeneity, top 3 vectors: POLCA 0.973 / 0.946 / 0.903 vs exact loss 0.514",
-                measured, holds, f"criterion: at each top vector, POLCA >= chance + {RECOVERY_MARGIN} and above the "
-                f"exact-loss margin; holds at {n} of 3 ('none': no cluster). " + ONE_SEED, partly)
+                measured, verdict, f"criterion: at each top vector, POLCA >= chance + {RECOVERY_MARGIN} and above the "
+                f"exact-loss margin; holds at {n} of 3 ('none': no cluster); " + HDBSCAN_ONE_SEED)
 
 
 def polca_vs_fisher_claim(h: pd.DataFrame) -> dict:
     """Per top Hessian vector: POLCA recovers carry within hundreds/tens and beats the Fisher term
     :math:`(b^\\top g_i)^2` along the same vector. Reproduced at all three vectors, partly at some."""
     n = sum(beats(margin(h, POLCA_HESSIAN, r), margin(h, FISHER, r)) for r in TOP)
-    holds, partly = _count_verdict(n, len(TOP))
+    verdict = fidelity.verdict_from_counts(n, len(TOP))
     return _row("table 3: POLCA clusters recover carry better than the Fisher term",
                 "carry homogeneity, top 3 vectors: Fisher 0.664 / 0.643 / 0.637 vs POLCA 0.973 / 0.946 / 0.903",
                 f"carry within hundreds/tens, vectors 1-3: Fisher {_cells(h, FISHER)}; POLCA {_cells(h, POLCA_HESSIAN)}",
-                holds, f"criterion: at each top vector, POLCA >= chance + {RECOVERY_MARGIN} and above Fisher; holds "
-                f"at {n} of 3. " + ONE_SEED, partly)
+                verdict, f"criterion: at each top vector, POLCA >= chance + {RECOVERY_MARGIN} and above Fisher; holds "
+                f"at {n} of 3; " + HDBSCAN_ONE_SEED)
 
 
 def hessian_vs_ablations_claim(h: pd.DataFrame) -> dict:
     """Per top vector: the Hessian basis recovers carry within hundreds/tens and beats both ablated bases (random
     orthonormal, shuffled-checkpoint Hessian). Reproduced at all three vectors, partly at some."""
     n = sum(all(beats(margin(h, POLCA_HESSIAN, r), margin(h, a, r)) for a in ABLATIONS) for r in TOP)
-    holds, partly = _count_verdict(n, len(TOP))
+    verdict = fidelity.verdict_from_counts(n, len(TOP))
     measured = "carry within hundreds/tens, vectors 1-3: " + "; ".join(
         f"{m.removeprefix('POLCA, ')} {_cells(h, m)}" for m in [POLCA_HESSIAN, *ABLATIONS])
     return _row("table 4: the Hessian basis recovers carry better than random and shuffled bases",
                 "carry homogeneity, top 3 vectors: Hessian 0.973 / 0.946 / 0.903, random 0.902 / 0.858 / 0.838, "
-                "shuffled 0.856 / 0.852 / 0.834", measured, holds,
+                "shuffled 0.856 / 0.852 / 0.834", measured, verdict,
                 f"criterion: at each top vector, Hessian >= chance + {RECOVERY_MARGIN} and above both ablations; "
-                f"holds at {n} of 3. " + ONE_SEED, partly)
+                f"holds at {n} of 3; " + HDBSCAN_ONE_SEED)
 
 
 def ablations_recover_carry_claim(h: pd.DataFrame) -> dict:
     """Holds when both ablated bases recover carry within hundreds/tens along each of their top three vectors
     (the paper: only slightly less homogeneous than the Hessian basis); partly when some do."""
     n = sum(recovers(margin(h, a, r)) for a in ABLATIONS for r in TOP)
-    holds, partly = _count_verdict(n, len(ABLATIONS) * len(TOP))
+    verdict = fidelity.verdict_from_counts(n, len(ABLATIONS) * len(TOP))
     return _row("table 4: ablated bases still recover carry",
                 "random and shuffled bases give only slightly less homogeneous carry clusters (0.83-0.90)",
                 "carry within hundreds/tens, vectors 1-3: " + "; ".join(
-                    f"{a.removeprefix('POLCA, ')} {_cells(h, a)}" for a in ABLATIONS), holds,
+                    f"{a.removeprefix('POLCA, ')} {_cells(h, a)}" for a in ABLATIONS), verdict,
                 f"criterion: homogeneity >= chance + {RECOVERY_MARGIN} for each basis and top vector; holds at {n} of "
-                f"{len(ABLATIONS) * len(TOP)}. " + ONE_SEED, partly)
+                f"{len(ABLATIONS) * len(TOP)}; " + HDBSCAN_ONE_SEED)
 
 
 def sensitivity_claim(sensitivity: pd.DataFrame) -> dict:
@@ -303,15 +292,15 @@ def sensitivity_claim(sensitivity: pd.DataFrame) -> dict:
                          holds=beats(m, exact)))
     t = pd.DataFrame(rows, columns=["setting", "clusters", "margin", "holds"])
     n = int(t.holds.sum())
-    holds, partly = _count_verdict(n, len(t)) if len(t) else (None, False)
+    verdict = fidelity.verdict_from_counts(n, len(t))
     best = t.margin.max() if t.clusters.any() else np.nan
     measured = (f"POLCA (Hessian, top vector) clusters at {int(t.clusters.sum())} of {len(t)} settings "
                 f"(min_cluster_size/min_samples); best carry margin over chance within hundreds/tens "
                 f"{'none' if np.isnan(best) else f'{best:+.3f}'}; beats exact loss at {n}")
     return _row("table 3 at other HDBSCAN settings (min_cluster_size x1/2, x2; min_samples 5)",
                 "the paper reports one setting; POLCA should beat exact loss on carry",
-                measured, holds, f"criterion: at each setting, POLCA >= chance + {RECOVERY_MARGIN} and above both "
-                "exact-loss clusterings. " + ONE_SEED, partly)
+                measured, verdict, f"criterion: at each setting, POLCA >= chance + {RECOVERY_MARGIN} and above both "
+                "exact-loss clusterings; " + HDBSCAN_ONE_SEED)
 
 
 def carry_separation_claim(separation: pd.DataFrame) -> dict:
@@ -332,13 +321,13 @@ def carry_separation_claim(separation: pd.DataFrame) -> dict:
         held += ok
         parts.append(f"{place}: Hessian best {best.separation:.3f} (null 95% {best.null_95:.3f}) vs exact loss "
                      f"change {exact:.3f}")
-    holds, partly = _count_verdict(held, len(parts)) if parts else (None, False)
+    verdict = fidelity.verdict_from_counts(held, len(parts))
     return _row("carry is visible along Hessian directions but not in the exact loss (no clustering)",
                 "sec. 4.2: carry breakthroughs along specific directions are elided in the exact loss",
-                "; ".join(parts) or "no place with both carry labels", holds,
+                "; ".join(parts) or "no place with both carry labels", verdict,
                 "criterion: in each of hundreds and tens, the best Hessian vector's |AUC - 1/2| above its shuffled-label "
                 f"95th percentile and above the exact loss change's; holds in {held} of {len(parts)}. The best of "
-                "several vectors is a multiple comparison, so this is lenient. " + ONE_RUN, partly)
+                "several vectors is a multiple comparison, so this is lenient; " + ONE_SEED)
 
 
 def claims(curves: pd.DataFrame, check: pd.DataFrame, spans: pd.DataFrame, homogeneity: pd.DataFrame,

@@ -7,30 +7,21 @@ Each verdict's criterion is in its docstring and in the row's ``why``.
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from . import fidelity
+from . import fidelity, polca_arithmetic_claims
+from .claims_format import HDBSCAN_ONE_SEED, row
 
 STUDY = fidelity.STUDIES[3]
 BEYOND_UNIGRAM = 1.0     # nats the validation loss must end below the unigram entropy
-EXPLAINED_ENOUGH = 0.9   # median share of each interval's per-token loss change the full-step expansion must explain
 LABEL_SHARE = 0.5        # a cluster has a readable automatic label when its top token, POS or POS sequence holds this share
 SHARPER = 1.5            # projected loss "sudden while exact loss is smooth": median sharpness at least this ratio
 MIRRORED = -0.5          # two clusters mirror each other: correlation of their per-interval changes below this
-ONE_RUN = "One training run (one seed)."
-ONE_SEED = ONE_RUN + " HDBSCAN's outcome on it can flip with small numeric differences."
-
-
-def _row(claim: str, paper: str, measured: str, holds: bool | None, why: str, partly: bool = False) -> dict:
-    return fidelity.claim(STUDY, claim, paper, measured, fidelity.verdict_from(holds, partly), why)
-
-
-def _count_verdict(n_hold: int, n: int) -> tuple[bool | None, bool]:
-    """(holds, partly): holds in all ``n`` cases, in some (partly), or not measured when ``n`` is 0."""
-    return (None, False) if n == 0 else (n_hold == n, 0 < n_hold < n)
+_row = functools.partial(row, STUDY)
 
 
 def learns_claim(exact_loss: pd.DataFrame) -> dict:
@@ -47,16 +38,9 @@ def learns_claim(exact_loss: pd.DataFrame) -> dict:
 
 
 def decomposition_claim(check: pd.DataFrame) -> dict:
-    """Holds when the full-step second-order expansion explains a median of at least :data:`EXPLAINED_ENOUGH` of each
-    interval's per-token loss change (``polca_wikipedia_decomposition_check``); the measured text adds the share
-    the Hessian basis explains."""
-    med = check.groupby("prediction").explained.median() if len(check) else pd.Series(dtype=float)
-    full, basis = float(med.get("full step", np.nan)), float(med.get("Hessian basis", np.nan))
-    return _row("the second-order expansion explains each interval's per-token loss change",
-                "sec. 3: POLCA's second-order Taylor terms describe each token's loss change between checkpoints",
-                f"full step, median per interval {full:.3f}; Hessian basis {basis:.2f}",
-                None if np.isnan(full) else bool(full >= EXPLAINED_ENOUGH),
-                f"criterion: median share explained per interval >= {EXPLAINED_ENOUGH}")
+    """Study 2's criterion (:func:`gradtools.polca_arithmetic_claims.decomposition_claim`) on
+    ``polca_wikipedia_decomposition_check``."""
+    return polca_arithmetic_claims.decomposition_claim(check, study=STUDY)
 
 
 def clusters_found_claim(basis_vectors: pd.DataFrame) -> dict:
@@ -65,12 +49,12 @@ def clusters_found_claim(basis_vectors: pd.DataFrame) -> dict:
     n = len(basis_vectors)
     with_two = int((basis_vectors.clusters >= 2).sum()) if n else 0
     total = int(basis_vectors.clusters.sum()) if n else 0
-    holds, partly = _count_verdict(with_two, n)
+    verdict = fidelity.verdict_from_counts(with_two, n)
     return _row("POLCA clusters are found along the basis vectors",
                 "sec. 5.2: POLCA clustering reveals clusters along each basis vector",
                 f"{n} basis vectors decrease the mean projected loss; {with_two} of them yield two or more clusters "
-                f"({total} clusters)", holds,
-                "criterion: every decreasing vector yields at least two clusters. " + ONE_SEED, partly)
+                f"({total} clusters)", verdict,
+                "criterion: every decreasing vector yields at least two clusters; " + HDBSCAN_ONE_SEED)
 
 
 def labelled_claim(clusters: pd.DataFrame, medoids: pd.DataFrame) -> dict:
@@ -111,7 +95,7 @@ def constructions_claim(clusters: pd.DataFrame) -> dict:
     why = f"criterion: at least half of the clusters have a top token, POS or POS sequence holding >= {LABEL_SHARE:.0%}"
     if not holds:
         why += ("; the automatic labels are weak here, the medoid contexts of small clusters may still read as "
-                "constructions (see the notebook's cluster tables). " + ONE_SEED)
+                "constructions (see the notebook's cluster tables); " + HDBSCAN_ONE_SEED)
     return _row("clusters are grammatical constructions (automatic labels)",
                 "tables 1-2: appositives, repeated newlines, comma after a parenthetical, to/from after a clause",
                 f"{n} of {len(clusters)} clusters with a label share >= {LABEL_SHARE:.0%}; best: {best.label!r} "
@@ -130,17 +114,20 @@ def sharpness_claim(clusters: pd.DataFrame, late: bool) -> dict:
     if not len(clusters):
         return _row(claim, paper, "no clusters", None, "no cluster to measure")
     p, e = clusters["projected_sharpness" + suffix], clusters["exact_sharpness" + suffix]
-    ratio = p.median() / e.median() if e.median() > 0 else np.inf
+    measured = (f"median sharpness over {len(clusters)} clusters: projected {p.median():.3f}, exact {e.median():.3f}; "
+                f"projected sharper in {(p > e).mean():.0%} of clusters")
+    if not (np.isfinite(p.median()) and np.isfinite(e.median()) and e.median() > 0):
+        return _row(claim, paper, measured, None, "the median exact-loss sharpness is 0 or missing, so the ratio of "
+                    "projected to exact sharpness is undefined")
+    ratio = p.median() / e.median()
     why = f"criterion: median projected sharpness >= {SHARPER} x median exact sharpness (partly: sharper by less)"
     if ratio < SHARPER:
         if ratio > 1:
             why += ". Projected curves are only slightly sharper than the exact loss"
         elif not late:
             why += ". The exact loss moves most in the first intervals (the early plunge of every curve)"
-        why += ". " + ONE_SEED
-    return _row(claim, paper, f"median sharpness over {len(clusters)} clusters: projected {p.median():.3f}, exact "
-                f"{e.median():.3f}; projected sharper in {(p > e).mean():.0%} of clusters",
-                bool(ratio >= SHARPER), why, partly=bool(ratio > 1))
+        why += "; " + HDBSCAN_ONE_SEED
+    return _row(claim, paper, measured, bool(ratio >= SHARPER), why, partly=bool(ratio > 1))
 
 
 def mirroring_claim(mirror: pd.DataFrame) -> dict:
@@ -155,7 +142,7 @@ def mirroring_claim(mirror: pd.DataFrame) -> dict:
     why = f"criterion: some pair's correlation of per-interval changes < {MIRRORED}"
     if not holds:
         why += ("; " + ("every pair is positively correlated: the clusters of a vector move together" if low > 0
-                        else "no pair anticorrelated enough") + ". " + ONE_SEED)
+                        else "no pair anticorrelated enough") + "; " + HDBSCAN_ONE_SEED)
     return _row(claim, paper, f"lowest correlation of per-interval changes: {low:.2f} over {len(mirror)} pairs "
                 f"(highest {mirror.increment_correlation.max():.2f})", holds, why)
 
@@ -170,7 +157,7 @@ def exact_clusters_claim(exact_clusters: pd.DataFrame, clusters: pd.DataFrame) -
     holds = bool(n_exact < n_polca)
     why = "criterion: fewer exact-loss clusters than POLCA clusters"
     if not holds:
-        why += ". " + ONE_SEED
+        why += "; " + HDBSCAN_ONE_SEED
     return _row("exact-loss clustering reveals no breakthroughs",
                 "appendix fig. 10: clusters of exact loss curves show no breakthroughs except very early in training",
                 measured, holds, why)
@@ -181,14 +168,14 @@ def settings_claim(sensitivity: pd.DataFrame) -> dict:
     or more clusters. Reproduced at every setting, partly at some."""
     n = len(sensitivity)
     ok = int((sensitivity.vectors_with_two_or_more >= 1).sum()) if n else 0
-    holds, partly = _count_verdict(ok, n)
+    verdict = fidelity.verdict_from_counts(ok, n)
     rng = f"{int(sensitivity.clusters.min())}-{int(sensitivity.clusters.max())}" if n else "-"
     return _row("POLCA clusters do not hinge on HDBSCAN's settings",
                 "the paper gives no HDBSCAN settings in its text (authors' code: min_cluster_size 300, "
                 "min_samples tokens/15)",
                 f"clusters found at {ok} of {n} settings (min_cluster_size 1-5% of kept tokens x min_samples 3-10); "
-                f"{rng} clusters in all", holds,
-                "criterion: at every setting some vector yields two or more clusters. " + ONE_SEED, partly)
+                f"{rng} clusters in all", verdict,
+                "criterion: at every setting some vector yields two or more clusters; " + HDBSCAN_ONE_SEED)
 
 
 def claims(exact_loss: pd.DataFrame, check: pd.DataFrame, basis_vectors: pd.DataFrame, clusters: pd.DataFrame,

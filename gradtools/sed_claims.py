@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from . import fidelity
+from .claims_format import ONE_SEED
 
 STUDY4, STUDY5 = fidelity.STUDIES[4], fidelity.STUDIES[5]
 
@@ -34,11 +35,13 @@ FAST = 1.5                 # a speedup of at least this reads as the paper's "~2
 SAME = 0.15                # a speedup within 1 +- this reads as "no effect"
 
 
-def all_or_some(holds: list[bool]) -> str:
-    """``reproduced`` if every case holds, ``partly`` if some do, ``not reproduced`` if none; ``not measured`` if empty."""
-    if not len(holds):
-        return "not measured"
-    return fidelity.verdict_from(all(holds), partly=any(holds))
+def _decide(holds: list[bool], what: str, why: str = "") -> tuple[str, str]:
+    """(verdict, why) of a claim checked on each of ``holds`` (:func:`gradtools.fidelity.verdict_from_counts`); the
+    why is empty when reproduced, says nothing was measured when ``holds`` is empty, else ``why`` or the count."""
+    verdict = fidelity.verdict_from_counts(sum(holds), len(holds))
+    if verdict == "reproduced":
+        return verdict, ""
+    return verdict, (f"no {what} to check" if not len(holds) else why or _count(holds, what))
 
 
 def _missing(x) -> bool:
@@ -63,7 +66,7 @@ def with_note(rows: list[dict], note: str) -> list[dict]:
 
 def _seed_note(seeds) -> str:
     seeds = sorted(set(seeds))
-    return f"one seed ({seeds[0]}): one training run per case" if len(seeds) == 1 else ""
+    return f"{ONE_SEED} per case, seed {seeds[0]}" if len(seeds) == 1 else ""
 
 
 # ---------------------------------------------------------------- study 4: coupling (notebook 04)
@@ -77,8 +80,8 @@ def grokking_claim(grok: pd.DataFrame) -> dict:
     measured = ", ".join(f"{_label(o, s)}: {'none' if _missing(g) else int(g)}"
                          for o, s, g in grok[["op", "seed", "grokking_step"]].itertuples(index=False))
     return fidelity.claim(STUDY4, "single-task models grok", "every op groks, at 3025-3550 steps (add, seed 42: 3550)",
-                          f"grokking step {measured}", all_or_some(holds),
-                          "" if all(holds) else f"{_count(holds, 'runs')}: a run that did not grok stopped at max_steps")
+                          f"grokking step {measured}",
+                          *_decide(holds, "runs", f"{_count(holds, 'runs')}: a run that did not grok stopped at max_steps"))
 
 
 def _estimator(table1: pd.DataFrame, est: str) -> pd.DataFrame:
@@ -99,7 +102,7 @@ def update_sed_transient_claim(table1: pd.DataFrame) -> dict:
                          for i, r in zip(u.index, u.itertuples()))
     return fidelity.claim(STUDY4, "update SED: transient peak before grokking, decaying after it",
                           "peak R 8.97 (add; 3.5-3.6 other ops) in the pre-grokking band, final 4.26", measured,
-                          all_or_some(holds), "" if all(holds) else _count(holds, "runs"))
+                          *_decide(holds, "runs"))
 
 
 def gradient_over_update_claim(table1: pd.DataFrame) -> dict:
@@ -109,8 +112,7 @@ def gradient_over_update_claim(table1: pd.DataFrame) -> dict:
     holds = [bool(r >= ORDER_OF_MAGNITUDE) for r in ratio]
     measured = ", ".join(f"{_label(*i)}: {g.peak_R[i]:.0f} vs {u.peak_R[i]:.1f} ({ratio[i]:.0f}x)" for i in ratio.index)
     return fidelity.claim(STUDY4, "gradient SED peak R >> update SED (>= 10x)", "add 202 vs 8.97 (22x); 110-330 vs 3.5-9",
-                          measured, all_or_some(holds),
-                          "" if all(holds) else f"{_count(holds, 'runs')} (criterion: ratio >= 10)")
+                          measured, *_decide(holds, "runs", f"{_count(holds, 'runs')} (criterion: ratio >= 10)"))
 
 
 def gradient_sed_range_claim(table1: pd.DataFrame, low: float = 100.0, high: float = 330.0) -> dict:
@@ -118,13 +120,11 @@ def gradient_sed_range_claim(table1: pd.DataFrame, low: float = 100.0, high: flo
     g = _estimator(table1, "gradient SED")
     holds = [bool(low <= r <= high) for r in g.peak_R]
     measured = ", ".join(f"{_label(*i)}: {r:.0f}" for i, r in g.peak_R.items())
-    why = ""
-    if not all(holds):
-        above = sum(r > high for r in g.peak_R)
-        why = f"{_count(holds, 'runs')}: {above} above the range, {len(holds) - sum(holds) - above} below it"
+    above = sum(r > high for r in g.peak_R)
+    why = f"{_count(holds, 'runs')}: {above} above the range, {len(holds) - sum(holds) - above} below it"
     return fidelity.claim(STUDY4, f"gradient SED peak R in the paper's range ({low:.0f}-{high:.0f})",
                           "101-327 over 4 ops x 3 seeds (add, seed 42: 202.4)", f"peak R {measured}",
-                          all_or_some(holds), why)
+                          *_decide(holds, "runs", why))
 
 
 def gradient_sed_sustained_claim(table1: pd.DataFrame) -> dict:
@@ -133,8 +133,8 @@ def gradient_sed_sustained_claim(table1: pd.DataFrame) -> dict:
     holds = [bool(r.final_R >= 0.5 * r.peak_R) for r in g.itertuples()]
     measured = ", ".join(f"{_label(*i)}: final {r.final_R:.0f} vs peak {r.peak_R:.0f}" for i, r in zip(g.index, g.itertuples()))
     return fidelity.claim(STUDY4, "gradient SED sustained through and beyond grokking (final R >= peak / 2)",
-                          "peaks 110-330, sustained through and beyond grokking", measured, all_or_some(holds),
-                          "" if all(holds) else _count(holds, "runs"))
+                          "peaks 110-330, sustained through and beyond grokking", measured,
+                          *_decide(holds, "runs"))
 
 
 def op_spread_claim(table1: pd.DataFrame) -> dict:
@@ -187,7 +187,7 @@ def window_floor_claim(table2: pd.DataFrame, where: str = "") -> dict:
     return fidelity.claim(STUDY4, "gradient SED R >= 10 (10x random) at every window W",
                           "order-of-magnitude coupling regardless of W",
                           (where + ": " if where else "") + f"smallest peak R over W = {w.min():.0f}" if len(w) else "no windows",
-                          all_or_some(holds), "" if holds and all(holds) else f"{_count(holds, 'windows')}")
+                          *_decide(holds, "windows"))
 
 
 def per_example_claims(table3: pd.DataFrame | None, where: str = "") -> list[dict]:
@@ -210,11 +210,11 @@ def per_example_claims(table3: pd.DataFrame | None, where: str = "") -> list[dic
     return [
         fidelity.claim(STUDY4, claims[0][0], claims[0][1],
                        prefix + ", ".join(f"{r.phase} (step {r.step}): R {r.R_max:.0f}" for r in per_ex.itertuples()),
-                       all_or_some(coupled), "" if all(coupled) else _count(coupled, "phases")),
+                       *_decide(coupled, "phases")),
         fidelity.claim(STUDY4, claims[1][0], claims[1][1],
                        prefix + "projection of the unit mean gradient onto the top-3 span: "
                        + ", ".join(f"{r.phase} {r.mean_in_top3_span:.2f}" for r in spans.itertuples()),
-                       all_or_some(orth), "" if all(orth) else _count(orth, "phases")),
+                       *_decide(orth, "phases")),
     ]
 
 
@@ -240,8 +240,8 @@ def rank90_claim(curves: pd.DataFrame, grok: pd.DataFrame) -> dict:
         parts.append(f"{_label(op, seed)}: {init} / {plateau} / {final}")
     return fidelity.claim(STUDY4, "centroid rank-90 rises on the plateau and collapses after grokking",
                           "62 / 96 / 23 at init / mid / post-grokking",
-                          "init / plateau max / final: " + ", ".join(parts), all_or_some(holds),
-                          "" if all(holds) else _count(holds, "runs"))
+                          "init / plateau max / final: " + ", ".join(parts),
+                          *_decide(holds, "runs"))
 
 
 def multitask_claims(mt_table: pd.DataFrame) -> list[dict]:
@@ -259,7 +259,9 @@ def multitask_claims(mt_table: pd.DataFrame) -> list[dict]:
     below_final = [bool(x < 1) for x in u.final_R]
     beats = [bool(a > b) for a, b in zip(g.peak_R, u.peak_R)]
     high = [bool(x >= 20) for x in g.final_R]
-    if all(below_peak):
+    if not len(u):
+        verdict, why = "not measured", "no multitask op to check"
+    elif all(below_peak):
         verdict, why = "reproduced", ""
     elif all(below_final):
         verdict, why = "partly", "R < 1 at the end on every op, but not from the start (its peak is above 1)"
@@ -268,9 +270,8 @@ def multitask_claims(mt_table: pd.DataFrame) -> list[dict]:
     return [
         fidelity.claim(STUDY4, "multitask model groks on every op", "all four ops grok (final accuracies ~1)",
                        "grokking step " + ", ".join(f"{o}: {'none' if _missing(x) else int(x)}" for o, x in grok.items()),
-                       all_or_some(grokked),
-                       "" if all(grokked) else f"{_count(grokked, 'ops')}: the ops that did not grok reached no 0.95 "
-                                               "test accuracy within the multitask run's steps"),
+                       *_decide(grokked, "ops", f"{_count(grokked, 'ops')}: the ops that did not grok reached no 0.95 "
+                                                "test accuracy within the multitask run's steps")),
         fidelity.claim(STUDY4, "multitask: aggregated update SED R < 1 throughout", "R < 1 throughout training, all four ops",
                        "peak; final: " + ", ".join(f"{o}: {r.peak_R:.2f} (step {r.peak_step}); {r.final_R:.2f}"
                                                    for o, r in zip(u.index, u.itertuples())),
@@ -278,10 +279,10 @@ def multitask_claims(mt_table: pd.DataFrame) -> list[dict]:
         fidelity.claim(STUDY4, "multitask: per-op gradient SED beats aggregated update SED on every op",
                        "20-45 vs < 1 (two orders of magnitude)",
                        "peak R " + ", ".join(f"{o}: {a:.1f} vs {b:.2f}" for o, a, b in zip(u.index, g.peak_R, u.peak_R)),
-                       all_or_some(beats), "" if all(beats) else _count(beats, "ops")),
+                       *_decide(beats, "ops")),
         fidelity.claim(STUDY4, "multitask: per-op gradient SED ends at R >= 20 on every op", "rises to 20-45 by the end, sub the largest",
                        "final R " + ", ".join(f"{o}: {x:.0f}" for o, x in g.final_R.items()),
-                       all_or_some(high), "" if all(high) else _count(high, "ops")),
+                       *_decide(high, "ops")),
     ]
 
 
@@ -291,14 +292,14 @@ def coupling_claims(grok: pd.DataFrame, table1: pd.DataFrame, table2: pd.DataFra
 
     ``where`` (e.g. ``"add/42"``) names the single run that tables 2 and 3 come from.
     """
-    one_run = "one training run (one op, one seed)"
+    one_run = f"{ONE_SEED}, one op"
     return [*with_note([grokking_claim(grok), update_sed_transient_claim(table1), gradient_over_update_claim(table1),
                         gradient_sed_range_claim(table1), gradient_sed_sustained_claim(table1)], _seed_note(table1.seed)),
             op_spread_claim(table1),
             *with_note([window_claim(table2, where), window_floor_claim(table2, where),
                         *per_example_claims(table3, where)], one_run),
             *with_note([rank90_claim(curves, grok)], _seed_note(curves.seed)),
-            *with_note(multitask_claims(mt_table), "one multitask training run (one seed)")]
+            *with_note(multitask_claims(mt_table), f"{ONE_SEED} of the multitask model")]
 
 
 # ---------------------------------------------------------------- study 5: interventions (notebook 05)
@@ -355,7 +356,7 @@ def condition_claim(sp: pd.DataFrame, flavour: str, condition: str) -> dict:
         claim, band = f"{flavour} projection: {what} groks ~2x faster than A", [bool(x >= FAST) for x in s.speedup]
         why = f"criterion speedup >= {FAST}: {_count(band, 'runs')}"
         return fidelity.claim(STUDY5, claim, _paper_speedup(flavour, condition), _speedup_text(s),
-                              all_or_some(band), "" if band and all(band) else why)
+                              *_decide(band, "runs", why))
     if condition == "B" and flavour == "update":
         claim, band = "update projection: removing SED (B) does not prevent grokking, speeds it up", \
             [bool(x >= 1.05) for x in s.speedup]
@@ -371,7 +372,7 @@ def condition_claim(sp: pd.DataFrame, flavour: str, condition: str) -> dict:
     elif groks and all(groks):
         verdict, why = "partly", f"{miss} on {len(ok) - sum(ok)} of {len(ok)} runs"
     else:
-        verdict, why = all_or_some(ok), f"{len(groks) - sum(groks)} of {len(groks)} runs did not grok" if groks else "no runs"
+        verdict, why = _decide(ok, "runs", f"{len(groks) - sum(groks)} of {len(groks)} runs did not grok")
     return fidelity.claim(STUDY5, claim, _paper_speedup(flavour, condition), _speedup_text(s), verdict, why)
 
 
@@ -406,9 +407,9 @@ def sed_vs_random_claim(sp: pd.DataFrame, flavour: str, alpha: float = 0.05) -> 
     if one_seed and not holds:
         return fidelity.claim(STUDY5, claim, paper, measured, "not measured",
                               "one seed: seed variation cannot be measured")
-    return fidelity.claim(STUDY5, claim, paper, measured, all_or_some(holds),
-                          "" if holds and all(holds) else f"{_count(holds, 'ops')} (criterion: Welch p >= {alpha})"
-                          + ("; some ops had one seed" if one_seed else ""))
+    return fidelity.claim(STUDY5, claim, paper, measured,
+                          *_decide(holds, "ops", f"{_count(holds, 'ops')} (criterion: Welch p >= {alpha})"
+                                   + ("; some ops had one seed" if one_seed else "")))
 
 
 def weight_decay_0_claim(wd0: pd.DataFrame, paper_conditions=("A", "C", "E"), paper_steps: int = 8000) -> dict:

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from . import fidelity
+from .claims_format import ONE_SEED, num as _f, step as _step
 from .checkpoint_suite import emergence_step
 
 STUDY = fidelity.STUDIES[1]
@@ -154,23 +155,9 @@ def summary(W: pd.DataFrame, sizes: list[str] | None = None) -> pd.DataFrame:
     return pd.DataFrame([size_summary(W, s) for s in sizes])
 
 
-def _verdict(n_ok: int, n: int) -> str:
-    if n == 0:
-        return "not measured"
-    return fidelity.verdict_from(n_ok == n, partly=n_ok > 0)
-
-
 def _why(criterion: str, seed_note: str, extra: str = "") -> str:
     parts = [f"criterion: {criterion}"] + ([extra] if extra else []) + ([seed_note] if seed_note else [])
     return "; ".join(parts)
-
-
-def _f(v: float, fmt: str = ".2f") -> str:
-    return "n/a" if v is None or not np.isfinite(v) else format(v, fmt)
-
-
-def _step(v: float) -> str:
-    return "never" if v is None or not np.isfinite(v) else f"{int(v)}"
 
 
 def claims(summary: pd.DataFrame, n_seeds: int = 1) -> list[dict]:
@@ -191,7 +178,8 @@ def claims(summary: pd.DataFrame, n_seeds: int = 1) -> list[dict]:
     5. destructive interference: median DI >= 0.5 and at most 75% of batches lower the IOI loss, per size.
     6. name clustering: the names' unembedding cosine exceeds random tokens' by >= 0.1 at some checkpoint, per size.
     7. cross alignment: final IOI x IOI-name and IOI x IOI-copy cosines negative in the largest size and not
-       negative in sizes that do not learn IOI; negative in the largest size only for one control -> partly.
+       negative in sizes that do not learn IOI; negative in the largest size only for one control, or for both
+       when every size learns IOI (the "not in smaller models" half is then untested) -> partly.
     8. small models: a size that does not learn IOI, smaller than one that does, reaches a peak IOI alignment
        at least as high as that one's.
     9. GT/OML early shared rise: every dataset of both families rises by >= 0.1 and falls back by at least
@@ -203,14 +191,14 @@ def claims(summary: pd.DataFrame, n_seeds: int = 1) -> list[dict]:
     ``n_seeds``: the training seeds behind the table; with one, every ``why`` says "one seed".
     """
     S = summary.reset_index(drop=True)
-    seed_note = "one seed" if n_seeds <= 1 else ""
+    seed_note = ONE_SEED if n_seeds <= 1 else ""
     ioi = S[S.ioi_learned]
     sizes_ioi = ", ".join(ioi["size"]) or "none"
     no_ioi = "no size learns IOI (IOI-name minus IOI loss ends below 0.5 nats)"
     rows = []
 
     def add(claim, paper, measured, n_ok, n, criterion, extra="", verdict=None, none_why=no_ioi):
-        verdict = verdict or _verdict(n_ok, n)
+        verdict = verdict or fidelity.verdict_from_counts(n_ok, n)
         why = none_why if verdict == "not measured" else _why(criterion, seed_note, extra)
         rows.append(fidelity.claim(STUDY, claim, paper, measured, verdict, why))
 
@@ -289,14 +277,17 @@ def claims(summary: pd.DataFrame, n_seeds: int = 1) -> list[dict]:
     big, small = S.iloc[-1], S[~S.ioi_learned]
     neg = [big.cross_name_final < 0, big.cross_copy_final < 0]
     small_ok = all(r.cross_name_final >= 0 and r.cross_copy_final >= 0 for r in small.itertuples())
-    verdict = fidelity.verdict_from(all(neg) and small_ok, partly=any(neg))
+    verdict = fidelity.verdict_from(all(neg) and small_ok and len(small) > 0, partly=any(neg))
+    untested = ("every size learns IOI, so the half 'not in the smaller models' is untested" if not len(small)
+                else "")
     add("IOI x control cross alignment turns negative in larger models only (fig. 6)",
         "cross alignment rises and falls with the controls', then turns negative (high variance), but not in "
         "the smaller models that struggle with IOI",
         "; ".join(f"{r.size}: final IOI x IOI-name {_f(r.cross_name_final)}, IOI x IOI-copy {_f(r.cross_copy_final)} "
                   f"(peaks {_f(r.cross_name_peak)}, {_f(r.cross_copy_peak)})" for r in S.itertuples()),
         0, 1, "both final cross cosines negative in the largest size and neither negative in a size that does "
-        "not learn IOI", "small against the cosines' spread (std about 0.15)", verdict)
+        "not learn IOI", "; ".join(filter(None, [untested, "small against the cosines' spread (std about 0.15)"])),
+        verdict)
 
     # 8. smaller models fail IOI despite high alignment
     pairs = [(s, b) for i, s in S.iterrows() for j, b in S.iterrows() if i < j and not s.ioi_learned and b.ioi_learned]

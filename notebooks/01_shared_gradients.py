@@ -374,8 +374,8 @@ print(f"notebook compute time {time.time() - t_start:.0f} s")
 # The claims table above gives each verdict and the numbers behind it; this section says how to read
 # them. The default run uses the suite of `00_checkpoint_suite` (corpus v4, two sizes d32-L2 and d64-L2
 # at lr 2e-3, 12000 steps, 40 log-spaced checkpoints a size, 96 prompts a dataset; a few minutes on
-# one core). IOI proper emerges in d64-L2 (narrowly, see notebook 00) and not in d32-L2, which stays on
-# the "a name comes here" plateau. The models are 0.09-0.23M non-embedding parameters, 100-1000x
+# one core). Which sizes learn IOI proper is notebook 00's claims and emergence tables' call; a size that
+# does not stays on the "a name comes here" plateau. The models are 0.09-0.23M non-embedding parameters, 100-1000x
 # smaller than the paper's; read every verdict with that in mind, and as one seed.
 #
 # * **IOI alignment rises with or before the IOI loss drop (figure 2).** It does so twice here. An
@@ -387,25 +387,26 @@ print(f"notebook compute time {time.time() - t_start:.0f} s")
 # * **IOI-name and IOI-copy diverge from IOI (figure 3).** In the losses, yes, in the paper's order:
 #   IOI-name first, IOI-copy later. In alignment only a little: after IOI forms, IOI's mean cosine sits
 #   above the controls' by a small gap, not the paper's clear fall of control alignment.
-# * **IOI-rand shows no rise (figure 4): not reproduced.** IOI-rand's alignment rises the most of
-#   all while its loss climbs: gradients that push up random rare tokens share a direction
-#   (down-weighting the frequent ones). So the early rise is not specific to IOI at this scale.
+# * **IOI-rand shows no rise (figure 4).** Where the claims table finds IOI-rand rising like IOI (or
+#   more), the likely reason is that gradients pushing up random rare tokens share a direction
+#   (down-weighting the frequent ones); the early rise is then not specific to IOI at this scale.
 # * **Destructive interference (figure 2, right).** Training batches cancel much of each other's
 #   effect on the IOI loss, and a random batch lowers it only a little more often than not; less
 #   extreme than complete cancellation.
 # * **Name unembeddings cluster (figure 5)** during the IOI-name phase, while IOI-name's loss sits
 #   with IOI's. Once the model tells the names apart (IOI-name's loss rises) the excess over random
 #   tokens shrinks or inverts; in the size that never does, the cluster stays.
-# * **IOI x controls cross alignment (figure 6).** It follows the within-control curves early, then
-#   turns negative in the size that learns IOI and not in the one that does not: the paper's pattern
-#   for its larger models, at a much smaller scale, and small against the spread of the cosines.
+# * **IOI x controls cross alignment (figure 6).** It follows the within-control curves early; whether it
+#   then turns negative in the size that learns IOI and not in one that does not is the claims table's
+#   row (when every size learns IOI, the second half is untested). Either way the final values are small
+#   against the spread of the cosines.
 # * **Smaller models fail IOI despite high alignment (B.4).** The size without IOI reaches at least
 #   as high an early IOI alignment as the one with it: alignment alone does not make IOI.
-# * **GT (figures 7-9): the paper's pattern.** An early rise shared by GT and its controls, a drop,
-#   then GT-less alignment rises again while its loss is the worst and does not improve, GT-copy's
-#   rises too, and GT's own stays low while its probability difference grows: the model learns GT
-#   largely by suppressing the smaller years, as the paper reads it.
-# * **OML (figures 10-12): the paper's pattern, and the models learn OML outright.** A shared early
-#   rise, a drop, then a second rise for OML above its controls, while OML's loss falls far and
-#   OML-copy's stays high (the copy is suppressed). The paper saw the second rise without conclusive
-#   learning; these small models, trained on a corpus rich in month sequences, learn it.
+# * **GT (figures 7-9).** The paper's pattern: an early rise shared by GT and its controls, a drop,
+#   then GT-less alignment rises again while its loss worsens, GT-copy's rises too, and GT's own stays
+#   low while its probability difference grows: the model learns GT largely by suppressing the smaller
+#   years. The claims table says how much of it appears here.
+# * **OML (figures 10-12).** The paper's pattern is a shared early rise, a drop, then a second rise for
+#   OML above its controls; the claims table says whether it appears here and gives OML's and
+#   OML-copy's final losses. The paper saw the second rise without conclusive learning; small models
+#   trained on a corpus rich in month sequences can learn OML outright (notebook 00's OML row).

@@ -573,9 +573,9 @@ display(Markdown(fidelity.claims_markdown(claims)))
 # | lr 2e-3, POLCA every step over 2400-2700, 6 vectors/basis (13 min) | 0.945 | 0.47 / -11.8 (300) | 6 of 6 | none |
 # | lr 2e-4 from 2400, POLCA every 4 steps over 2400-3000, 6 vectors/basis | 0.993 | 0.97 / 0.83 (100), 0.21 (300) | 4 of 6 | none |
 #
-# * **Appendix C.** The digit places are learned at different times (thousands first, then hundreds,
-#   tens and ones in a late breakthrough); within a place the carry and no-carry curves stay close
-#   compared with the gaps between places (first figure). This is the paper's starting point, and it holds.
+# * **Appendix C.** The paper's starting point: the digit places are learned at different times, and
+#   within a place the carry and no-carry curves stay close compared with the gaps between places (first
+#   figure); the claims table's appendix C rows say whether both hold in this run.
 # * **The decomposition.** POLCA is only meaningful where the second-order expansion explains the
 #   per-token loss change. At lr 2e-4 with checkpoints a few steps apart it does, interval by interval;
 #   summed over longer spans the errors accumulate, and at lr 2e-3 or on a coarser grid it fails (the
@@ -594,7 +594,8 @@ display(Markdown(fidelity.claims_markdown(claims)))
 #   loss change, but the Hessian basis does not do better than shuffled or random bases, and taking the
 #   best of 10 vectors is a multiple comparison.
 # * **The main claim** (clustering POLCA curves recovers carry better than clustering exact loss) is
-#   tested here where the decomposition holds and does not reproduce at this scale. The remaining
-#   obstacle is the oscillation across sharp directions at any learning rate a CPU run can afford; the
+#   tested here where the decomposition holds; its verdict is the claims table's (table 3 rows). In the
+#   development runs it did not reproduce at this scale, and the likely obstacle is the oscillation
+#   across sharp directions at any learning rate a CPU run can afford; the
 #   `paper` profile (lr 1e-5 throughout, d_model 512, 50 vectors, 1250 problems) on a GPU is the test
 #   that remains (an estimated 1-2 hours on one H100, not measured).

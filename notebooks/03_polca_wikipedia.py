@@ -424,27 +424,28 @@ display(Markdown(fidelity.claims_markdown(claims)))
 # * **The second-order decomposition holds** interval by interval at these rates, but the Hessian
 #   directions together explain only a small share of each interval's change: the POLCA curves follow a
 #   small slice of what the model learns.
-# * **Clusters exist, but most of each vector's tokens form one undifferentiated cluster**: in the
-#   default run each clustering vector splits into a large mixed cluster and a small one. Reading the
+# * **How many clusters, and how clean**: the claims table counts them. In development runs most of each
+#   vector's tokens formed one undifferentiated cluster beside a small one. Reading the
 #   small clusters' medoid contexts (the cluster tables above), some resemble the paper's constructions
 #   (a comma closing an introductory or place phrase, close to "comma after a parenthetical phrase";
 #   ` the` after `to` in a direction or destination phrase, close to "to/from after the first clause"),
-#   others mix several patterns. The automatic labels agree only partly: no single token, part of
-#   speech or POS sequence dominates a cluster, so at this scale the POS labels alone would not name the
-#   clusters; the medoid contexts do. How many clusters appear depends on HDBSCAN's settings
+#   others mix several patterns. Where the automatic labels are weak (the claims table's label-share
+#   row), no single token, part of speech or POS sequence dominates a cluster, and the medoid contexts
+#   name the clusters better than the POS labels. How many clusters appear depends on HDBSCAN's settings
 #   (sensitivity table), which the paper does not give in its text.
-# * **Sudden changes in projected loss, smooth exact loss: weak at this scale.** Over the whole run every
-#   curve, exact or projected, moves most in its first intervals (the unigram plunge), so the whole-run
-#   comparison favours neither. From 10% of training on, projected curves are sharper than the exact
-#   loss of the same tokens in most clusters, but only slightly. In figure 6, the decomposition separates
+# * **Sudden changes in projected loss, smooth exact loss** (two rows: whole run, and from 10% of
+#   training on). Over the whole run every curve, exact or projected, moves most in its first intervals
+#   (the unigram plunge), so the whole-run comparison favours neither; the late comparison is the fairer
+#   one, and its ratio is in the claims table. In figure 6, the decomposition separates
 #   a gain along one direction from losses elsewhere (a cluster's projected loss can fall while its exact
 #   loss is flat or rises), as the paper describes, but in one or two clusters, not a catalogue.
-# * **Mirrored cluster pairs: not seen.** Within each vector the clusters' per-interval changes are
-#   positively correlated: they move together rather than mirror each other.
-# * **Exact-loss clustering (appendix figure 10)**: at the same settings HDBSCAN finds fewer clusters
-#   in the exact loss curves: single tokens' curves are noisy and share the
-#   early plunge; only cluster means are smooth. This is consistent with the paper's "no breakthroughs
-#   except very early in training".
+# * **Mirrored cluster pairs.** The claims table gives the lowest correlation of per-interval changes
+#   between two clusters of one vector; positive correlations mean the clusters move together rather
+#   than mirror each other.
+# * **Exact-loss clustering (appendix figure 10)**: the claims table compares how many clusters HDBSCAN
+#   finds in the exact loss curves at the same settings. Single tokens' curves are noisy and share the
+#   early plunge; only cluster means are smooth, so fewer exact-loss clusters fit the paper's "no
+#   breakthroughs except very early in training".
 #
 # Decisions where the issue was silent: checkpoints every 50 steps over the whole run (the paper's every
 # 200 at 14k steps, scaled); sharpness as the measure of "sudden"; the label shows the three modes

@@ -203,20 +203,16 @@ display(Markdown(fidelity.claims_markdown(claims)))
 # **What the `default` profile (addition, seed 42, p = 97, the paper's model) showed, and why.** The numbers are in
 # the claims table above and in the speedup tables of section 2.
 #
-# * **Keeping only rank 3 accelerates grokking about 2x: reproduced for E in both flavours and for C under gradient
-#   projection** (the paper's cleaner experiment), with speedups close to the paper's 2.20x and 2.36x.
-# * **C under update projection did not reproduce:** keeping only the update-SED subspace groks no faster than the
-#   control (paper 1.99x). Our update-SED basis is the top 3 of the last 20 AdamW moves (25 steps each); AdamW's
-#   consecutive moves are so similar that this subspace holds most of the natural update, so C behaves like A. The paper
-#   does not say how its intervention basis was built; this is where the two can differ.
-# * **SED vs random within seed variation: not measured.** With one seed there is no seed variation to compare with;
-#   the claims table gives how far apart C and E are. Under gradient projection the gap is comparable to the paper's
-#   seed spread (e.g. its C: 1425-1675); under update projection it is large (see above).
-# * **Removing the SED subspace does not prevent grokking: reproduced** (B groks in both flavours). As in the paper, B
-#   speeds grokking under update projection and not under gradient projection, the paper's "AdamW
-#   projection-pipeline artefact".
-# * **Removing a random rank 3 changes nothing: reproduced** in both flavours.
-# * **Weight decay 0: partly.** Condition C (gradient flavour) did not grok within `wd0_max_steps` = 3000 steps (the
-#   paper ran A, C, E for 8000 steps, none grokked): consistent with the paper at a shorter horizon, but A and E at
-#   weight decay 0 are not run in the default profile.
+# * **Keeping only rank 3 accelerates grokking about 2x** (C: the SED subspace, E: a random one; the paper's 1.99-2.36x).
+#   Gradient projection is the paper's cleaner experiment.
+# * **C under update projection** can behave like the control A: our update-SED basis is the top 3 of the last 20
+#   AdamW moves (25 steps each), and AdamW's consecutive moves are so similar that this subspace holds most of the
+#   natural update. The paper does not say how its intervention basis was built; this is where the two can differ.
+# * **SED vs random within seed variation** needs several seeds; with one, the row is not measured and the claims table
+#   gives how far apart C and E are, to hold against the paper's seed spread (e.g. its C: 1425-1675).
+# * **Removing the SED subspace (B)** should not prevent grokking. The paper has B speeding grokking under update
+#   projection and not under gradient projection, its "AdamW projection-pipeline artefact".
+# * **Removing a random rank 3 (D)** should change nothing, in both flavours.
+# * **Weight decay 0.** The paper ran A, C, E for 8000 steps and none grokked; the default profile runs only C (gradient
+#   flavour) for `wd0_max_steps` steps, so at best it is consistent with the paper at a shorter horizon (partly).
 # * Every verdict rests on one seed (42) on addition; the `paper` profile runs seeds 42, 137, 2024 on add and mul.

@@ -127,4 +127,23 @@ def test_a_short_run_is_its_own_window():
     caps = capabilities()
     caps = caps[caps.step.isin([0, 11_000, 12_000])].assign(step=lambda d: d.step.map({0: 0, 11_000: 20, 12_000: 40}))
     got = suite_claims(caps, probes({}))
-    assert got[GT]["verdict"] == "partly" and "steps 0-40" in got[GT]["measured"]  # step 0 is in the window
+    assert got[GT]["verdict"] == "not reproduced"  # step 0 is in the window, so the one seed falls short
+    assert "steps 0-40" in got[GT]["measured"] and "at 2 of 3 checkpoints" in got[GT]["measured"]
+
+
+def probes_with(run: str, **window) -> pd.DataFrame:
+    """One probed run of the recipe whose metrics at steps 11000 and 12000 are changed by ``window``."""
+    p = probes({run: 0.9})
+    for metric, value in window.items():
+        p.loc[(p.step > 0) & (p.metric == metric), "value"] = value
+    return p
+
+
+def test_gt_and_oml_are_decided_over_seeds_with_the_probe_runs_named():
+    got = suite_claims(capabilities(), probes_with("M", gt_prob_diff=0.3, oml_accuracy=0.05))
+    assert got[GT]["verdict"] == "partly" and "1 of 2 seeds" in got[GT]["measured"]
+    assert got[OML]["verdict"] == "partly" and "1 of 2 seeds" in got[OML]["measured"]
+    assert "recorded recipe-search probe runs" in got[GT]["why"] and "not retrained" in got[GT]["why"]
+    assert got[IOI]["verdict"] == "reproduced" and "seed 1 comes from" in got[IOI]["why"]
+    both_fail = suite_claims(capabilities(window=dict(gt_prob_diff=0.3)), probes_with("M", gt_prob_diff=0.3))
+    assert both_fail[GT]["verdict"] == "not reproduced"

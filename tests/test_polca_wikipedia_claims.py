@@ -99,3 +99,15 @@ def test_claims_on_the_committed_default_tables():
     assert (table.study == fidelity.STUDIES[3]).all()
     assert table.paper.str.len().gt(0).all() and table.measured.str.len().gt(0).all()
     assert not table.measured.str.contains("nan").any()
+
+
+def test_sharpness_with_no_exact_loss_sharpness_is_not_measured():
+    for projected in (0.0, 0.3):
+        row = C.sharpness_claim(clusters(projected=projected, exact=0.0), late=False)
+        assert row["verdict"] == "not measured" and "undefined" in row["why"]
+
+
+def test_decomposition_is_study_2s_with_study_3_named():
+    check = pd.DataFrame(dict(interval=range(4), explained=[0.95] * 4, prediction="full step"))
+    row = C.decomposition_claim(check)
+    assert row["study"] == C.STUDY and row["measured"].startswith("full step, median per interval 0.950")

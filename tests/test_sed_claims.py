@@ -254,3 +254,15 @@ def test_intervention_claims_on_the_committed_tables():
     rows = sed_claims.intervention_claims(_committed("sed_interventions_grokking_steps"))
     _well_formed("05_sed_interventions", rows, 11)
     assert all(r["study"] == fidelity.STUDIES[5] for r in rows)
+
+
+def test_empty_tables_are_not_measured_and_say_why():
+    grok = pd.DataFrame(columns=["op", "seed", "grokking_step"])
+    t1 = table1({}).reindex(columns=["estimator", "op", "seed", "peak_R", "peak_step", "final_R", "final_step",
+                                     "grokking_step"])
+    rows = [sed_claims.grokking_claim(grok), sed_claims.update_sed_transient_claim(t1),
+            sed_claims.gradient_over_update_claim(t1), sed_claims.gradient_sed_range_claim(t1),
+            sed_claims.gradient_sed_sustained_claim(t1),
+            sed_claims.rank90_claim(curves([]).reindex(columns=["op", "seed", "step", "rank90"]), grok),
+            *sed_claims.multitask_claims(mt_table(0.5, 0.1, 40, 30).iloc[:0])]
+    assert all(verdict(r) == "not measured" and r["why"] for r in rows)

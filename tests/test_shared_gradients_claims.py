@@ -160,3 +160,9 @@ def test_rand_claim_needs_an_ioi_rise():
         c[size][("ioi", "cos_mean")] = [0] * 10
     rows = sgc.claims(sgc.summary(table(c), sizes=list(c)))
     assert rows[CLAIMS["rand"]]["verdict"] == "not measured"
+
+
+def test_cross_alignment_is_partly_when_no_size_lacks_ioi():
+    every_size_learns = {"big": base_curves()["big"]}
+    row = sgc.claims(sgc.summary(table(every_size_learns), sizes=["big"]))[CLAIMS["cross"]]
+    assert row["verdict"] == "partly" and "untested" in row["why"]
