@@ -10,7 +10,7 @@ least ``min_rise`` from the first value and from which the curve later falls bac
 peak; the **late rise** is the maximum after the trough minus the trough (a second rise). A
 "half step" is the first checkpoint at which a curve has made half of a move.
 
-:func:`summary` gives one row per size (written as ``data/shared_gradients_claims.parquet``);
+:func:`summary` gives one row per size (written as ``data/shared_gradients_summary.parquet``);
 :func:`claims` decides the paper's claims from it, each by the criterion in its docstring.
 """
 from __future__ import annotations

@@ -339,7 +339,7 @@ else:
 # ## The claims, in numbers
 #
 # `gradtools.shared_gradients_claims.summary` reduces every curve to the numbers the claims rest on,
-# per size (written to `data/shared_gradients_claims.parquet`):
+# per size (written to `data/shared_gradients_summary.parquet`):
 #
 # * `ioi_loss_half_drop`: first step at which the IOI loss has made half of its fall from its
 #   highest value (after step 0) to its final value; `ioi_margin_half_rise`: the same for the
@@ -361,7 +361,7 @@ else:
 
 # %%
 summary = sgc.summary(W, sizes=SIZES)
-cache.save_table(summary, DATA / "shared_gradients_claims.parquet")
+cache.save_table(summary, DATA / "shared_gradients_summary.parquet")
 with pd.option_context("display.max_rows", 200):
     display(summary.set_index("size").T)
 claims = fidelity.save_claims("01_shared_gradients", sgc.claims(summary), profile)
