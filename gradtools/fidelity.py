@@ -111,11 +111,29 @@ def claims_markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def markdown(table: pd.DataFrame) -> str:
-    """The status summary per notebook, then every claim, as markdown tables."""
-    lines = ["| notebook | claims | verdicts |", "|---|---|---|"]
-    for nb, counts in status_counts(table).iterrows():
-        lines.append(f"| `{nb}` | {int(counts.sum())} | {status_line(counts)} |")
+def notebook_title(path: str | Path) -> str:
+    """A notebook's title: its first markdown heading without the number (``# 01 — Title`` -> ``Title``)."""
+    import nbformat
+
+    for cell in nbformat.read(str(path), as_version=4).cells:
+        if cell.cell_type == "markdown" and cell.source.lstrip().startswith("#"):
+            heading = cell.source.strip().splitlines()[0].lstrip("#").strip()
+            return re.sub(r"^\d+\s*[—·:-]\s*", "", heading)
+    return ""
+
+
+def markdown(table: pd.DataFrame, titles: dict[str, str] | None = None) -> str:
+    """The notebook table (title and verdict counts per notebook), then every claim, as markdown.
+
+    ``titles``: notebook stem -> title, for every notebook (those without claims are listed too)."""
+    counts = status_counts(table)
+    names = list(titles) if titles else list(counts.index)
+    lines = ["| notebook | what it reproduces | claims | status |", "|---|---|---|---|"]
+    for nb in names:
+        c = counts.loc[nb] if nb in counts.index else None
+        status = status_line(c) if c is not None else "no claims of a paper (a tour or a tool)"
+        n = int(c.sum()) if c is not None else 0
+        lines.append(f"| `{nb}.ipynb` | {_cell((titles or {}).get(nb, ''))} | {n} | {status} |")
     return "\n".join(lines) + "\n\n" + claims_markdown(table)
 
 
@@ -132,6 +150,6 @@ def paste_between(path: str | Path, start: str, end: str, body: str) -> bool:
     return new != text
 
 
-def update_readme(readme: str | Path, table: pd.DataFrame) -> bool:
-    """Replace the text between the README's fidelity markers with the table; True if it changed."""
-    return paste_between(readme, README_START, README_END, markdown(table))
+def update_readme(readme: str | Path, table: pd.DataFrame, titles: dict[str, str] | None = None) -> bool:
+    """Replace the text between the README's fidelity markers with the tables; True if it changed."""
+    return paste_between(readme, README_START, README_END, markdown(table, titles))

@@ -196,7 +196,8 @@ def gather_claims(profile: str, readme: Path | None = README) -> pd.DataFrame:
     """Assemble the fidelity table of ``profile``; paste it into the README for the default profile."""
     table = fidelity.assemble(profile)
     if profile == "default" and readme is not None and table.size:
-        fidelity.update_readme(readme, table)
+        titles = {nb.stem: fidelity.notebook_title(nb) for nb in find_notebooks()}
+        fidelity.update_readme(readme, table, titles)
     return table
 
 

@@ -49,8 +49,8 @@ def test_assemble_markdown_and_readme(tmp_path, monkeypatch):
     assert table.notebook.tolist() == ["00_a"] * 3 + ["01_b"] * 2
     assert pd.read_parquet(tmp_path / "data" / "fidelity.parquet").equals(table)
     md = (tmp_path / "data" / "fidelity.md").read_text()
-    assert "| `00_a` | 3 | 1 reproduced, 1 not reproduced, 1 not measured |" in md
-    assert "| `01_b` | 2 | 1 reproduced, 1 partly |" in md
+    assert "| `00_a.ipynb` |  | 3 | 1 reproduced, 1 not reproduced, 1 not measured |" in md
+    assert "| `01_b.ipynb` |  | 2 | 1 reproduced, 1 partly |" in md
     assert md.count("| study 9 |") == 5
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{fidelity.README_START}\nold\n{fidelity.README_END}\nafter\n")
@@ -58,6 +58,8 @@ def test_assemble_markdown_and_readme(tmp_path, monkeypatch):
     text = readme.read_text()
     assert text.startswith("intro\n") and text.endswith("after\n") and "old" not in text and md in text
     assert not fidelity.update_readme(readme, table)  # unchanged the second time
+    titled = fidelity.markdown(table, {"00_tour": "A tour", "00_a": "Study A", "01_b": "Study B"})
+    assert "| `00_tour.ipynb` | A tour | 0 | no claims" in titled and "| `00_a.ipynb` | Study A | 3 |" in titled
     (tmp_path / "R2.md").write_text("no markers")
     with pytest.raises(ValueError, match="has no markers"):
         fidelity.update_readme(tmp_path / "R2.md", table)
@@ -131,3 +133,12 @@ def test_run_environment_records_versions_lock_and_cpu(tmp_path, monkeypatch):
     assert env["packages"]["torch"].startswith(lockfile.read_lock()["torch"])
     assert env["cpu_capability"] in {"DEFAULT", "AVX2", "AVX512", "ZVECTOR", "NO AVX", "SVE256"} and env["cpu"]
     assert len(env["lock_sha256"]) == 64
+
+
+def test_notebook_title_drops_the_number(tmp_path):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("x = 1"), nbformat.v4.new_markdown_cell("# 04 · Gradient SED\n\ntext")]
+    nbformat.write(nb, tmp_path / "n.ipynb")
+    assert fidelity.notebook_title(tmp_path / "n.ipynb") == "Gradient SED"
