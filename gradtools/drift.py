@@ -51,7 +51,8 @@ def verdict_changes(new: pd.DataFrame, old: pd.DataFrame) -> list[str]:
         return []
     merged = old[["claim", "verdict"]].merge(new[["claim", "verdict"]], on="claim", how="outer",
                                              suffixes=("_old", "_new"))
-    changed = merged[merged.verdict_old.fillna("(none)") != merged.verdict_new.fillna("(none)")]
+    merged = merged.fillna({"verdict_old": "(new claim)", "verdict_new": "(claim gone)"})
+    changed = merged[merged.verdict_old != merged.verdict_new]
     return [f"{r.claim}: {r.verdict_old} -> {r.verdict_new}" for r in changed.itertuples(index=False)]
 
 
