@@ -22,9 +22,14 @@ TINY = 1e-12
 README_START, README_END = "<!-- drift:start -->", "<!-- drift:end -->"
 
 
+DERIVED = ("fidelity.parquet",)  # assembled from claims/*.parquet, which are compared one by one
+
+
 def table_paths(folder: Path) -> list[Path]:
-    """The result tables of a data folder (its claims included; caches and other profiles excluded)."""
-    return sorted(list(folder.glob("*.parquet")) + list(folder.glob("claims/*.parquet")))
+    """The result tables of a data folder (its claims included; caches, other profiles and the
+    assembled fidelity table excluded)."""
+    tables = list(folder.glob("*.parquet")) + list(folder.glob("claims/*.parquet"))
+    return sorted(p for p in tables if p.name not in DERIVED)
 
 
 def committed_bytes(path: Path, rev: str = "HEAD") -> bytes | None:
@@ -84,7 +89,8 @@ def committed_tables(folder: Path, rev: str = "HEAD") -> list[str]:
                          text=True).stdout.strip()
     rel = folder.resolve().relative_to(Path(top).resolve()).as_posix() if top else ""
     names = [n[len(rel) + 1:] if rel and rel != "." else n for n in done.stdout.splitlines()]
-    return sorted(n for n in names if n.endswith(".parquet") and (n.count("/") == 0 or n.startswith("claims/")))
+    return sorted(n for n in names if n.endswith(".parquet") and n not in DERIVED
+                  and (n.count("/") == 0 or n.startswith("claims/")))
 
 
 def drift_report(profile: str = "default", rev: str = "HEAD", since: float | None = None) -> pd.DataFrame:
@@ -121,12 +127,16 @@ def any_verdict_changed(report: pd.DataFrame) -> bool:
 
 
 def format_report(report: pd.DataFrame) -> str:
-    """The report as a markdown table, with a one-line summary on top."""
+    """The report as a markdown table, with a one-line summary on top (tables the run did not
+    rewrite are named in one line, not compared)."""
     counts = report.status.str.split(":").str[0].value_counts()
-    lines = ["tables: " + ", ".join(f"{n} {s}" for s, n in counts.items()), "",
-             "| table | status | max relative difference | other cells differing | verdicts changed |",
-             "|---|---|---|---|---|"]
-    for r in report.itertuples(index=False):
+    skipped = report.status == "not rewritten by the run"
+    lines = ["tables: " + ", ".join(f"{n} {s}" for s, n in counts.items()), ""]
+    if skipped.any():
+        lines += ["not rewritten by the run (not compared): " + ", ".join(f"`{t}`" for t in report.table[skipped]), ""]
+    lines += ["| table | status | max relative difference | other cells differing | verdicts changed |",
+              "|---|---|---|---|---|"]
+    for r in report[~skipped].itertuples(index=False):
         changes = "; ".join(r.verdict_changes) if isinstance(r.verdict_changes, list) and r.verdict_changes else ""
         rel = "" if pd.isna(r.max_rel_diff) else f"{r.max_rel_diff:.2e}"
         cells = "" if pd.isna(r.cells_differ) else int(r.cells_differ)
