@@ -205,6 +205,16 @@ def _seeds_why(seeds: pd.DataFrame) -> str:
             "probe runs (data/suite_recipe_probes.parquet, probed every 1000 steps), not retrained by the notebook")
 
 
+def _across_seeds(claim: str, paper: str, measured: str, n_ok: int, seeds: pd.DataFrame, criterion: str,
+                  partly_note: str = "") -> dict:
+    """A row decided over the seeds: :func:`fidelity.verdict_from_counts`; ``why`` gives the criterion
+    (unless reproduced) and where the seeds come from."""
+    verdict = fidelity.verdict_from_counts(n_ok, len(seeds))
+    notes = [] if verdict == "reproduced" else [criterion] + ([partly_note] if verdict == "partly" and partly_note else [])
+    why = "".join(f"{note}; " for note in notes) + _seeds_why(seeds)
+    return fidelity.claim(STUDY, claim, paper, measured, verdict, why)
+
+
 def claims(emergence: pd.DataFrame, seeds: pd.DataFrame, wider: pd.DataFrame | None = None) -> list[dict]:
     """The fidelity rows of the suite, for its largest size (the last row of ``emergence``).
 
@@ -219,53 +229,42 @@ def claims(emergence: pd.DataFrame, seeds: pd.DataFrame, wider: pd.DataFrame | N
     size, n_win = big["size"], int(big.window_checkpoints)
     win = f"steps {max(0, int(big.final_step) - WINDOW)}-{int(big.final_step)}"
     rows = []
-    seeds_why = _seeds_why(seeds)
 
     n_ok = int(seeds.ioi_holds.sum())
     n_final = int(seeds.ioi_final_passes.sum())
-    verdict = fidelity.verdict_from_counts(n_ok, len(seeds))
-    rows.append(fidelity.claim(
-        STUDY, "the suite's largest size learns IOI (held over the last 1000 steps, across seeds)",
+    rows.append(_across_seeds(
+        "the suite's largest size learns IOI (held over the last 1000 steps, across seeds)",
         "IOI emerges in every model of the paper's suite (OLMo, 14M-472M); issue 6 asks IOI-name minus IOI "
         ">= 0.5 nats and [A] above [B] on >= 80%",
         f"{size}: IOI holds over the last 1000 steps in {n_ok} of {len(seeds)} seeds "
         f"([A] above [B], min-max: {_seed_list(seeds)}); at the last checkpoint alone {n_final} of {len(seeds)}",
-        verdict,
-        ("" if verdict == "reproduced" else
-         f"criterion: both IOI thresholds at every checkpoint of the last 1000 steps, per seed; "
-         f"{len(seeds) - n_ok} of {len(seeds)} seeds fall short; ") + seeds_why))
+        n_ok, seeds, f"criterion: both IOI thresholds at every checkpoint of the last 1000 steps, per seed; "
+                     f"{len(seeds) - n_ok} of {len(seeds)} seeds fall short"))
 
     gt_own = round(float(big.window_gt_pass_share) * n_win)
     gt_ok = int(seeds.gt_holds.sum())
-    verdict = fidelity.verdict_from_counts(gt_ok, len(seeds))
-    rows.append(fidelity.claim(
-        STUDY, "the suite's largest size learns GT (probability difference > 0.5 over the last 1000 steps, across "
-               "seeds)",
+    rows.append(_across_seeds(
+        "the suite's largest size learns GT (probability difference > 0.5 over the last 1000 steps, across seeds)",
         "the paper's models learn GT in part (its probability and loss improve); issue 6 asks a probability "
         "difference above 0.5",
         f"{size}: above 0.5 at every checkpoint of the last 1000 steps in {gt_ok} of {len(seeds)} seeds "
         f"(min-max: {_seed_list(seeds, 'gt_min', 'gt_max', '.2f')}); the suite's own run: above 0.5 at {gt_own} of "
         f"{n_win} checkpoints over {win}, first above at step {_step(big.gt_first_above)}",
-        verdict,
-        ("" if verdict == "reproduced" else
-         "criterion: above 0.5 at every checkpoint of the last 1000 steps, per seed"
-         + ("; it sits near the threshold" if verdict == "partly" else "") + "; ") + seeds_why))
+        gt_ok, seeds, "criterion: above 0.5 at every checkpoint of the last 1000 steps, per seed",
+        partly_note="it sits near the threshold"))
 
     oml_own = round(float(big.window_oml_pass_share) * n_win)
     oml_ok = int(seeds.oml_holds.sum())
-    verdict = fidelity.verdict_from_counts(oml_ok, len(seeds))
-    rows.append(fidelity.claim(
-        STUDY, "the suite's largest size learns OML (accuracy above chance over the last 1000 steps, across seeds)",
+    rows.append(_across_seeds(
+        "the suite's largest size learns OML (accuracy above chance over the last 1000 steps, across seeds)",
         "the paper's models improve on OML but do not conclusively learn it; issue 6 asks accuracy above chance "
         "(1/12)",
         f"{size}: above chance at every checkpoint of the last 1000 steps in {oml_ok} of {len(seeds)} seeds "
         f"(lowest accuracy: {', '.join(f'seed {r.seed} {r.oml_min:.0%}' for r in seeds.itertuples())}); the "
         f"suite's own run: above chance at {oml_own} of {n_win} checkpoints over {win}, above 50% from step "
         f"{_step(big.oml_above_half_from)}",
-        verdict,
-        ("" if verdict == "reproduced" else
-         "criterion: above 1/12 by two standard errors at every checkpoint of the last 1000 steps, per seed; ")
-        + seeds_why))
+        oml_ok, seeds, "criterion: above 1/12 by two standard errors at every checkpoint of the last 1000 steps, "
+                       "per seed"))
 
     wider = wider if wider is not None else pd.DataFrame(columns=["ioi_holds"])
     n_wide, n_wide_ok = len(wider), int(wider.ioi_holds.sum()) if len(wider) else 0
