@@ -247,7 +247,7 @@ def evaluate_checkpoint(model, tokenizer, datasets: dict[str, pdata.PromptDatase
     ``oml_accuracy`` (argmax over the 12 months), each a mean over the dataset's prompts.
     """
     ioi, gt, oml = datasets["ioi"], datasets["gt"], datasets["oml"]
-    names = pdata.single_token_ids(tokenizer, pdata.NAMES, what="name")
+    names = pdata.single_token_ids(tokenizer, ioi.words["name"] or pdata.NAMES, what="name")  # those IOI used
     name_ids = torch.tensor(list(names.values()))
     logits = cap.last_logits(model, ioi)
     a, b = torch.tensor(ioi.meta.a_id.values), torch.tensor(ioi.meta.b_id.values)

@@ -31,8 +31,16 @@ LOCK = PACKAGE_ROOT / "requirements.lock"
 PYPROJECT = PACKAGE_ROOT / "pyproject.toml"
 ENVIRONMENT = PACKAGE_ROOT / "environment.yml"
 # installed with --no-deps for benchmarks/curvature.py: curvlinops' torchvision requirement would pull a CUDA torch
-NO_DEPS_PEERS = ["curvlinops-for-pytorch", "backpack-for-pytorch", "einconv", "linear_operator", "einops",
-                 "opt-einsum", "jaxtyping", "mpmath"]
+BENCHMARK_PEERS = ["curvlinops-for-pytorch", "backpack-for-pytorch", "einconv", "linear_operator", "einops",
+                   "opt-einsum", "jaxtyping", "mpmath"]
+# the reference OLMo model code (tests of gradtools.olmo_checkpoints) and what `import olmo.model` needs;
+# --no-deps: ai2-olmo pins numpy<2 and cached_path pins huggingface-hub<2, rich<14, filelock<4 (all
+# needless at import; the reference runs on the locked numpy 2 and huggingface-hub 2)
+OLMO_REFERENCE = ["ai2-olmo", "omegaconf", "antlr4-python3-runtime", "cached_path", "boto3", "botocore",
+                  "s3transfer", "jmespath", "google-cloud-storage", "google-api-core", "google-auth",
+                  "google-cloud-core", "google-crc32c", "google-resumable-media", "googleapis-common-protos",
+                  "proto-plus", "protobuf", "pyasn1", "pyasn1-modules", "importlib-resources", "cryptography"]
+NO_DEPS_PEERS = BENCHMARK_PEERS + OLMO_REFERENCE
 HEADER = """\
 # Every package of the gradtools environment, pinned (Python 3.11, Linux x86-64).
 # Installed by `make setup` with `pip install --no-deps -r requirements.lock` after torch.
@@ -132,7 +140,9 @@ def environment_yml(requirements: list[Requirement], pins: dict[str, str]) -> st
              "  - pip:"]
     lines += [f"      - {req.name}=={pins[canonicalize_name(req.name)]}" for req in requirements]
     lines += ["      - -e .", "# then, for benchmarks/curvature.py (curvlinops' torchvision requirement would pull a CUDA torch):",
-              "#   pip install --no-deps " + " ".join(f"{p}=={pins.get(canonicalize_name(p), '?')}" for p in NO_DEPS_PEERS)]
+              "#   pip install --no-deps " + " ".join(f"{p}=={pins.get(canonicalize_name(p), '?')}" for p in BENCHMARK_PEERS),
+              "# and, for the tests of the OLMo checkpoint loader (the reference model code):",
+              "#   pip install --no-deps " + " ".join(f"{p}=={pins.get(canonicalize_name(p), '?')}" for p in OLMO_REFERENCE)]
     return "\n".join(lines) + "\n"
 
 

@@ -14,25 +14,43 @@ token of the model's tokenizer (shared-gradient-discovery, section 3):
   ``gt_year`` (a random two-digit token), ``gt_less`` (a ``ZZ < YY``),
   ``gt_copy`` (``YY``).
 * **OML** (one month later): ``The [EVENT] lasted one month, from the month of
-  [M] to the month of`` -> the month after [M]; 34 events x 12 months = 408
-  prompts. Controls: ``oml_month`` (a random month), ``oml_copy`` ([M]).
+  [M] to the month of`` -> the month after [M]; events x 12 months prompts
+  (34 x 12 = 408 when every event is kept). Controls: ``oml_month`` (a random
+  month), ``oml_copy`` ([M]).
 
 The templates here are the *evaluation* templates: the training corpus of the
 checkpoint suite (:mod:`gradtools.suite_corpus`) uses other templates, and a test
 checks that none of these occurs in it.
 
 Any tokenizer works: a ``tokenizers.Tokenizer`` or a ``transformers`` tokenizer.
-Every name, place, object, event, month and two-digit number used must be one
-token (a word after a space, e.g. ``" Mary"``; a two-digit number after a
-century, e.g. ``"17"`` ``"32"``); :func:`single_token_ids` stops with the list
-of offenders otherwise. A new task is one function ``f(tokenizer, n, seed) ->
-PromptDataset`` added to :data:`GENERATORS`.
+Slot words and targets are checked against it, as they appear in a prompt (a
+word after a space, e.g. ``" Mary"``; a two-digit number after a century, e.g.
+``"17"`` ``"32"``):
+
+* **Slot words** (names, places, objects, events) that the tokenizer splits into
+  several tokens, or maps to its unknown token, are *left out* for that
+  tokenizer: the prompts are drawn from the other words, the builder prints a
+  one-line note (``ioi: left out 1 of 99 names this tokenizer does not keep
+  whole: 'Nora' (2 tokens)``; the task prints it, its controls do not), and the
+  dataset records both (:attr:`PromptDataset.words`,
+  :attr:`PromptDataset.left_out`). On the GPT-NeoX-20B tokenizer of Pythia and
+  the OLMo suite, 'Nora', 'crusade', 'excavation' and 'truce' are 2 tokens each.
+  Generation stops (ValueError naming the words) only when fewer than
+  :data:`MIN_WORDS` of a kind remain.
+* **Targets** that are not slot words (months, the two-digit numbers
+  ``"00"``-``"99"``) and the centuries stay strict: :func:`single_token_ids`
+  stops with the list of offenders if any is not one token.
+
+A tokenizer that keeps every word whole (e.g. :mod:`gradtools.word_tokenizer`)
+leaves nothing out, and then the prompts, targets and meta are exactly those of
+the full lists (the same random draws). A new task is one function
+``f(tokenizer, n, seed) -> PromptDataset`` added to :data:`GENERATORS`.
 """
 from __future__ import annotations
 
 import random
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import pandas as pd
@@ -58,6 +76,14 @@ MONTHS = ["January", "February", "March", "April", "May", "June", "July", "Augus
           "October", "November", "December"]
 TWO_DIGITS = [f"{i:02d}" for i in range(100)]
 CENTURIES = list(range(11, 18))
+
+# The fewest words of each slot kind a dataset may keep after leaving out those a
+# tokenizer does not keep whole. Names: IOI draws ordered pairs (A, B) and
+# ioi_name a third name, and name clustering compares their unembeddings, so 20
+# names (380 pairs) keep the prompts varied. Places and objects are context
+# only: two of each keep the prompts from being all alike. Events: context of GT
+# and OML, and OML has events x 12 prompts, so 10 events give at least 120.
+MIN_WORDS = {"name": 20, "place": 2, "object": 2, "event": 10}
 
 # IOI evaluation templates, BABA order: [B] is named twice, [A] (the indirect object) once.
 IOI_TEMPLATES = [
@@ -124,12 +150,9 @@ def _unk_id(tokenizer) -> int | None:
     return getattr(tokenizer, "unk_token_id", None)
 
 
-def single_token_ids(tokenizer, words: list[str], *, prefix: str = " ", what: str = "word") -> dict[str, int]:
-    """The token id of each word as it appears in a prompt (after ``prefix``); stop if any is not one token.
-
-    Raises:
-        ValueError naming every word that the tokenizer splits into several tokens.
-    """
+def _check_words(tokenizer, words: list[str], prefix: str = " ") -> tuple[dict[str, int], dict[str, str]]:
+    """``(ids, bad)``: the token id of each word that is one known token after ``prefix``
+    (in the order of ``words``), and for every other word why not (``"2 tokens"``, ``"unknown token"``)."""
     ids, bad = {}, {}
     unk = _unk_id(tokenizer)
     for word in words:
@@ -143,11 +166,62 @@ def single_token_ids(tokenizer, words: list[str], *, prefix: str = " ", what: st
             bad[word] = "unknown token"
         else:
             ids[word] = token[0]
+    return ids, bad
+
+
+def _listing(bad: dict[str, str]) -> str:
+    return ", ".join(f"{w!r} ({why})" for w, why in bad.items())
+
+
+def single_token_ids(tokenizer, words: list[str], *, prefix: str = " ", what: str = "word") -> dict[str, int]:
+    """The token id of each word as it appears in a prompt (after ``prefix``); stop if any is not one token.
+
+    Used for targets that must all exist (months, two-digit numbers, centuries).
+
+    Raises:
+        ValueError naming every word that the tokenizer splits into several tokens
+        or maps to its unknown token.
+    """
+    ids, bad = _check_words(tokenizer, words, prefix)
     if bad:
-        listing = ", ".join(f"{w!r} ({why})" for w, why in bad.items())
-        raise ValueError(f"these {what}s are not single tokens for this tokenizer: {listing}; "
+        raise ValueError(f"these {what}s are not single tokens for this tokenizer: {_listing(bad)}; "
                          f"remove them from the list or use a tokenizer that keeps them whole")
     return ids
+
+
+def whole_words(tokenizer, words: list[str], *, what: str, dataset: str,
+                announce: bool = True) -> tuple[dict[str, int], dict[str, str]]:
+    """The slot words of kind ``what`` that ``tokenizer`` keeps whole, and those it leaves out.
+
+    Returns ``(ids, left_out)``: the token id of each kept word (in the order of
+    ``words``, so a tokenizer that keeps them all gives the same random draws as
+    the full list) and ``{word: reason}`` for the others. ``announce``: print a
+    one-line note naming what was left out (nothing is printed if nothing was).
+
+    Raises:
+        ValueError naming the left-out words if leaving them out keeps fewer than
+        ``MIN_WORDS[what]`` (a list that is short to begin with, and all whole, is kept as is).
+    """
+    ids, bad = _check_words(tokenizer, words)
+    floor = MIN_WORDS.get(what, 1)
+    if bad and len(ids) < floor:
+        raise ValueError(f"these {what}s are not single tokens for this tokenizer: {_listing(bad)}; "
+                         f"{dataset} keeps only {len(ids)} of {len(words)} {what}s, fewer than the "
+                         f"{floor} it needs (MIN_WORDS[{what!r}]): add {what}s this tokenizer keeps whole "
+                         f"or use a tokenizer that keeps them whole")
+    if bad and announce:
+        print(f"{dataset}: left out {len(bad)} of {len(words)} {what}s this tokenizer does not keep whole: "
+              f"{_listing(bad)}")
+    return ids, bad
+
+
+def _slot_words(tokenizer, dataset: str, lists: dict[str, list[str]],
+                announce: bool) -> tuple[dict[str, dict[str, int]], dict[str, list[str]], dict[str, dict[str, str]]]:
+    """:func:`whole_words` of each slot kind: ``(ids, words, left_out)``, each keyed by kind."""
+    ids, left_out = {}, {}
+    for what, words in lists.items():
+        ids[what], left_out[what] = whole_words(tokenizer, words, what=what, dataset=dataset, announce=announce)
+    return ids, {what: list(kept) for what, kept in ids.items()}, left_out
 
 
 # ---------------------------------------------------------------- the dataset structure
@@ -162,11 +236,17 @@ class PromptDataset:
         meta: one row per prompt: ``text``, ``template``, and the task's slots
             (IOI: ``a``, ``b``, ``a_id``, ``b_id``, ``order``; GT: ``yy``, ``century``;
             OML: ``month``), plus ``target`` (the target's text).
+        words: slot kind (``"name"``, ``"place"``, ``"object"``, ``"event"``) -> the words
+            the prompts were drawn from (those the tokenizer keeps whole, in list order).
+        left_out: slot kind -> ``{word: reason}`` of the words left out for this
+            tokenizer (``"2 tokens"``, ``"unknown token"``); empty when none was.
     """
     name: str
     prompts: list[list[int]]
     targets: Tensor
     meta: pd.DataFrame
+    words: dict[str, list[str]] = field(default_factory=dict)
+    left_out: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.prompts)
@@ -196,10 +276,12 @@ class PromptDataset:
         return torch.tensor([len(p) - 1 for p in self.prompts])
 
     def with_targets(self, name: str, targets: list[int], target_text: list[str]) -> "PromptDataset":
-        """The same prompts with other targets (a control)."""
+        """The same prompts with other targets (a control); the same words and left-out words."""
         meta = self.meta.copy()
         meta["target"] = target_text
-        return PromptDataset(name, self.prompts, torch.tensor(targets, dtype=torch.long), meta)
+        return PromptDataset(name, self.prompts, torch.tensor(targets, dtype=torch.long), meta,
+                             words={k: list(v) for k, v in self.words.items()},
+                             left_out={k: dict(v) for k, v in self.left_out.items()})
 
 
 def _fill(template: str, slots: dict[str, str]) -> str:
@@ -211,10 +293,18 @@ def _fill(template: str, slots: dict[str, str]) -> str:
 # ---------------------------------------------------------------- IOI
 def ioi(tokenizer, n: int = 1000, seed: int = 0, *, names: list[str] = NAMES,
         templates: list[str] = IOI_TEMPLATES) -> PromptDataset:
-    """IOI prompts, half BABA and half ABBA (alternating), target [A] (the indirect object)."""
-    name_ids = single_token_ids(tokenizer, names, what="name")
-    single_token_ids(tokenizer, PLACES, what="place")
-    single_token_ids(tokenizer, OBJECTS, what="object")
+    """IOI prompts, half BABA and half ABBA (alternating), target [A] (the indirect object).
+
+    Names, places and objects the tokenizer does not keep whole are left out (see module doc).
+    """
+    return _ioi_base(tokenizer, n, seed, names, templates, announce=True)
+
+
+def _ioi_base(tokenizer, n: int, seed: int, names: list[str], templates: list[str],
+              announce: bool) -> PromptDataset:
+    ids, words, left_out = _slot_words(tokenizer, "ioi", {"name": names, "place": PLACES, "object": OBJECTS},
+                                       announce)
+    name_ids, names, places, objects = ids["name"], words["name"], words["place"], words["object"]
     rng = random.Random(seed)
     prompts, targets, rows = [], [], []
     for i in range(n):
@@ -222,83 +312,87 @@ def ioi(tokenizer, n: int = 1000, seed: int = 0, *, names: list[str] = NAMES,
         order = "BABA" if (i // len(templates)) % 2 == 0 else "ABBA"
         template = templates[t] if order == "BABA" else abba(templates[t])
         a, b = rng.sample(names, 2)
-        text = _fill(template, {"A": a, "B": b, "PLACE": rng.choice(PLACES), "OBJECT": rng.choice(OBJECTS)})
+        text = _fill(template, {"A": a, "B": b, "PLACE": rng.choice(places), "OBJECT": rng.choice(objects)})
         prompts.append(_encode(tokenizer, text))
         targets.append(name_ids[a])
         rows.append(dict(text=text, template=t, order=order, a=a, b=b, a_id=name_ids[a],
                          b_id=name_ids[b], target=a))
-    return PromptDataset("ioi", prompts, torch.tensor(targets), pd.DataFrame(rows))
+    return PromptDataset("ioi", prompts, torch.tensor(targets), pd.DataFrame(rows), words=words, left_out=left_out)
 
 
 def ioi_rand(tokenizer, n: int = 1000, seed: int = 0) -> PromptDataset:
     """IOI prompts, target a uniformly random vocabulary token."""
-    base = ioi(tokenizer, n, seed)
+    base = _ioi_base(tokenizer, n, seed, NAMES, IOI_TEMPLATES, announce=False)
     g = torch.Generator().manual_seed(seed + 1)
     t = torch.randint(0, vocab_size(tokenizer), (len(base),), generator=g).tolist()
     return base.with_targets("ioi_rand", t, [f"<{i}>" for i in t])
 
 
 def ioi_name(tokenizer, n: int = 1000, seed: int = 0) -> PromptDataset:
-    """IOI prompts, target a random name from the list other than [A] and [B]."""
-    base = ioi(tokenizer, n, seed)
-    ids = single_token_ids(tokenizer, NAMES, what="name")
+    """IOI prompts, target a random name other than [A] and [B], from the names the prompts use."""
+    base = _ioi_base(tokenizer, n, seed, NAMES, IOI_TEMPLATES, announce=False)
+    names = base.words["name"]
+    ids = single_token_ids(tokenizer, names, what="name")
     rng = random.Random(seed + 2)
-    picks = [rng.choice([m for m in NAMES if m not in (a, b)]) for a, b in zip(base.meta.a, base.meta.b)]
+    picks = [rng.choice([m for m in names if m not in (a, b)]) for a, b in zip(base.meta.a, base.meta.b)]
     return base.with_targets("ioi_name", [ids[p] for p in picks], picks)
 
 
 def ioi_copy(tokenizer, n: int = 1000, seed: int = 0) -> PromptDataset:
     """IOI prompts, target [B] (the repeated name, the subject)."""
-    base = ioi(tokenizer, n, seed)
+    base = _ioi_base(tokenizer, n, seed, NAMES, IOI_TEMPLATES, announce=False)
     return base.with_targets("ioi_copy", base.meta.b_id.tolist(), base.meta.b.tolist())
 
 
 # ---------------------------------------------------------------- GT
-def _gt_base(tokenizer, n: int, seed: int):
-    single_token_ids(tokenizer, EVENTS, what="event")
+def _gt_base(tokenizer, n: int, seed: int, announce: bool = False):
+    """``(prompts, meta, digit_ids, rng, record)``: the GT prompts, the ids of "00".."99" after a
+    century, the generator to draw targets from, and ``dict(words=..., left_out=...)``."""
+    _, words, left_out = _slot_words(tokenizer, "gt", {"event": EVENTS}, announce)
+    events = words["event"]
     # Two-digit numbers follow the century with no space ("17" "32").
     digit_ids = single_token_ids(tokenizer, TWO_DIGITS, prefix=" 17", what="two-digit number")
     century_ids = single_token_ids(tokenizer, [str(c) for c in CENTURIES], what="century")
     rng = random.Random(seed)
     prompts, rows = [], []
     for _ in range(n):
-        event, century, yy = rng.choice(EVENTS), rng.choice(CENTURIES), rng.randint(2, 98)
+        event, century, yy = rng.choice(events), rng.choice(CENTURIES), rng.randint(2, 98)
         text = _fill(GT_TEMPLATE, {"EVENT": event, "C": str(century), "YY": f"{yy:02d}"})
         prompts.append(_encode(tokenizer, text))
         rows.append(dict(text=text, template=0, event=event, century=century, yy=yy))
     del century_ids
-    return prompts, pd.DataFrame(rows), digit_ids, rng
+    return prompts, pd.DataFrame(rows), digit_ids, rng, dict(words=words, left_out=left_out)
 
 
 def gt(tokenizer, n: int = 1000, seed: int = 0) -> PromptDataset:
     """GT prompts, target one two-digit ``ZZ > YY`` drawn per example."""
-    prompts, meta, digit, rng = _gt_base(tokenizer, n, seed)
+    prompts, meta, digit, rng, record = _gt_base(tokenizer, n, seed, announce=True)
     zz = [rng.randint(y + 1, 99) for y in meta.yy]
     meta["target"] = [f"{z:02d}" for z in zz]
-    return PromptDataset("gt", prompts, torch.tensor([digit[f"{z:02d}"] for z in zz]), meta)
+    return PromptDataset("gt", prompts, torch.tensor([digit[f"{z:02d}"] for z in zz]), meta, **record)
 
 
 def gt_year(tokenizer, n: int = 1000, seed: int = 0) -> PromptDataset:
     """GT prompts, target a uniformly random two-digit token (00-99)."""
-    prompts, meta, digit, rng = _gt_base(tokenizer, n, seed)
+    prompts, meta, digit, rng, record = _gt_base(tokenizer, n, seed)
     zz = [rng.randint(0, 99) for _ in meta.yy]
     meta["target"] = [f"{z:02d}" for z in zz]
-    return PromptDataset("gt_year", prompts, torch.tensor([digit[f"{z:02d}"] for z in zz]), meta)
+    return PromptDataset("gt_year", prompts, torch.tensor([digit[f"{z:02d}"] for z in zz]), meta, **record)
 
 
 def gt_less(tokenizer, n: int = 1000, seed: int = 0) -> PromptDataset:
     """GT prompts, target a two-digit ``ZZ < YY`` (YY >= 02, so one exists)."""
-    prompts, meta, digit, rng = _gt_base(tokenizer, n, seed)
+    prompts, meta, digit, rng, record = _gt_base(tokenizer, n, seed)
     zz = [rng.randint(0, y - 1) for y in meta.yy]
     meta["target"] = [f"{z:02d}" for z in zz]
-    return PromptDataset("gt_less", prompts, torch.tensor([digit[f"{z:02d}"] for z in zz]), meta)
+    return PromptDataset("gt_less", prompts, torch.tensor([digit[f"{z:02d}"] for z in zz]), meta, **record)
 
 
 def gt_copy(tokenizer, n: int = 1000, seed: int = 0) -> PromptDataset:
     """GT prompts, target ``YY`` itself."""
-    prompts, meta, digit, _ = _gt_base(tokenizer, n, seed)
+    prompts, meta, digit, _, record = _gt_base(tokenizer, n, seed)
     meta["target"] = [f"{y:02d}" for y in meta.yy]
-    return PromptDataset("gt_copy", prompts, torch.tensor([digit[f"{y:02d}"] for y in meta.yy]), meta)
+    return PromptDataset("gt_copy", prompts, torch.tensor([digit[f"{y:02d}"] for y in meta.yy]), meta, **record)
 
 
 def two_digit_ids(tokenizer) -> Tensor:
@@ -308,11 +402,13 @@ def two_digit_ids(tokenizer) -> Tensor:
 
 
 # ---------------------------------------------------------------- OML
-def _oml_base(tokenizer, n: int | None, seed: int):
+def _oml_base(tokenizer, n: int | None, seed: int, announce: bool = False):
+    """``(prompts, meta, month_ids, record)``: every kept event x every month (or a seeded subset
+    of ``n``), the month ids, and ``dict(words=..., left_out=...)``."""
     month_ids = single_token_ids(tokenizer, MONTHS, what="month")
-    single_token_ids(tokenizer, EVENTS, what="event")
+    _, words, left_out = _slot_words(tokenizer, "oml", {"event": EVENTS}, announce)
     prompts, rows = [], []
-    for event in EVENTS:
+    for event in words["event"]:
         for m, month in enumerate(MONTHS):
             text = _fill(OML_TEMPLATE, {"EVENT": event, "M": month})
             prompts.append(_encode(tokenizer, text))
@@ -321,32 +417,33 @@ def _oml_base(tokenizer, n: int | None, seed: int):
     if n is not None and n < len(prompts):  # a seeded subset, for small profiles
         keep = sorted(random.Random(seed).sample(range(len(prompts)), n))
         prompts, meta = [prompts[i] for i in keep], meta.iloc[keep].reset_index(drop=True)
-    return prompts, meta, month_ids
+    return prompts, meta, month_ids, dict(words=words, left_out=left_out)
 
 
 def oml(tokenizer, n: int | None = None, seed: int = 0) -> PromptDataset:
-    """OML prompts (all 34 x 12 = 408 by default), target the month after [M] (December -> January)."""
-    prompts, meta, ids = _oml_base(tokenizer, n, seed)
+    """OML prompts (all events x 12 months by default: 34 x 12 = 408 when every event is kept),
+    target the month after [M] (December -> January)."""
+    prompts, meta, ids, record = _oml_base(tokenizer, n, seed, announce=True)
     nxt = [MONTHS[(m + 1) % 12] for m in meta.month]
     meta["target"] = nxt
-    return PromptDataset("oml", prompts, torch.tensor([ids[x] for x in nxt]), meta)
+    return PromptDataset("oml", prompts, torch.tensor([ids[x] for x in nxt]), meta, **record)
 
 
 def oml_month(tokenizer, n: int | None = None, seed: int = 0) -> PromptDataset:
     """OML prompts, target a uniformly random month."""
-    prompts, meta, ids = _oml_base(tokenizer, n, seed)
+    prompts, meta, ids, record = _oml_base(tokenizer, n, seed)
     rng = random.Random(seed + 3)
     pick = [rng.choice(MONTHS) for _ in meta.month]
     meta["target"] = pick
-    return PromptDataset("oml_month", prompts, torch.tensor([ids[x] for x in pick]), meta)
+    return PromptDataset("oml_month", prompts, torch.tensor([ids[x] for x in pick]), meta, **record)
 
 
 def oml_copy(tokenizer, n: int | None = None, seed: int = 0) -> PromptDataset:
     """OML prompts, target [M] itself."""
-    prompts, meta, ids = _oml_base(tokenizer, n, seed)
+    prompts, meta, ids, record = _oml_base(tokenizer, n, seed)
     same = [MONTHS[m] for m in meta.month]
     meta["target"] = same
-    return PromptDataset("oml_copy", prompts, torch.tensor([ids[x] for x in same]), meta)
+    return PromptDataset("oml_copy", prompts, torch.tensor([ids[x] for x in same]), meta, **record)
 
 
 def month_ids(tokenizer) -> Tensor:

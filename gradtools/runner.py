@@ -166,10 +166,12 @@ def render_report(executed: list[Path], report_dir: Path) -> Path:
 
 
 def run(names: list[str] | None, profile: str, out_dir: Path | None = None,
-        report_dir: Path | None = None, report: bool = True, log_output: bool = False) -> list[CellError]:
+        report_dir: Path | None = None, report: bool = True, log_output: bool = False,
+        parameters: dict | None = None) -> list[CellError]:
     """Execute the chosen notebooks in ``profile``; return all error cells found.
 
-    ``log_output``: relay each notebook's output as it runs (the command line does)."""
+    ``log_output``: relay each notebook's output as it runs (the command line does);
+    ``parameters``: notebook parameters besides ``profile`` (each must be one the notebooks have)."""
     check_profile(profile)
     notebooks = find_notebooks(names)
     out_dir = out_dir or BUILD / "notebooks" / profile
@@ -179,7 +181,7 @@ def run(names: list[str] | None, profile: str, out_dir: Path | None = None,
     for i, nb in enumerate(notebooks, 1):
         print(f"[{i}/{len(notebooks)}] {nb.name} ({profile}) ...", flush=True)
         start = time.time()
-        path, found = execute(nb, out_dir, profile, log_output=log_output)
+        path, found = execute(nb, out_dir, profile, parameters, log_output=log_output)
         executed.append(path)
         errors += found
         elapsed.append((nb.name, "FAILED" if found else "ok", time.time() - start))
@@ -201,6 +203,21 @@ def gather_claims(profile: str, readme: Path | None = README) -> pd.DataFrame:
     return table
 
 
+def notebook_parameters(pairs: list[list[str]], notebooks: list[Path]) -> dict:
+    """``-p NAME VALUE`` pairs as a dict (VALUE parsed as YAML), each NAME checked to be a parameter of
+    every chosen notebook, before anything runs."""
+    import papermill as pm
+    import yaml
+
+    parameters = {name: yaml.safe_load(value) for name, value in pairs}
+    for nb in notebooks if parameters else []:
+        known = set(pm.inspect_notebook(str(nb)))
+        unknown = sorted(set(parameters) - known)
+        if unknown:
+            raise ValueError(f"{nb.name} has no parameter(s) {unknown}; its parameters: {sorted(known)}")
+    return parameters
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("notebooks", nargs="*", help="names (e.g. 00_tour) or paths; default: all")
@@ -213,6 +230,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compare", action="store_true",
                         help="run nothing: compare the profile's tables with those committed at --rev")
     parser.add_argument("--rev", default="HEAD", help="git revision --compare reads (default HEAD)")
+    parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                        help="a notebook parameter, VALUE read as YAML (e.g. -p source hf:EleutherAI/pythia-14m "
+                             "-p revisions '[0, 1000]'); a run with parameters leaves the README alone")
     parser.add_argument("--readme", metavar="HOW",
                         help="with --compare: paste the report, dated, into the README; HOW says how the run was made")
     args = parser.parse_args(argv)
@@ -229,13 +249,18 @@ def main(argv: list[str] | None = None) -> int:
             block = drift.readme_block(report, args.rev, time.strftime("%Y-%m-%d"), args.readme)
             fidelity.paste_between(README, drift.README_START, drift.README_END, block)
         return 1 if drift.any_verdict_changed(report) else 0
+    try:
+        parameters = notebook_parameters(args.parameter, find_notebooks(args.notebooks))
+    except ValueError as err:
+        parser.error(str(err))
     started = time.time()
-    errors = run(args.notebooks, args.profile, args.out, args.report, report=not args.no_report, log_output=True)
+    errors = run(args.notebooks, args.profile, args.out, args.report, report=not args.no_report, log_output=True,
+                 parameters=parameters)
     for err in errors:
         print(f"ERROR {err}", file=sys.stderr)
     if not errors:
         provenance.write_run_environment(args.profile, started)
-        table = gather_claims(args.profile, README if not args.root else None)
+        table = gather_claims(args.profile, README if not args.root and not parameters else None)
         print(f"fidelity table: {len(table)} claims -> data/{'' if args.profile == 'default' else args.profile + '/'}fidelity.parquet")
     return 1 if errors else 0
 

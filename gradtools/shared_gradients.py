@@ -56,13 +56,14 @@ def study_table(source: CheckpointSource, families: list[str], *, n: dict[str, i
     in ``__no-di``, so it is recomputed once the training data appears. Cache keys carry the
     checkpoint's fingerprint, so a retrained checkpoint is measured again.
     ``device``: where the models run (default: CUDA when available, else CPU).
-    Name clustering uses the names of :data:`gradtools.prompt_datasets.NAMES` when IOI is run.
+    Name clustering uses the names the IOI prompts were drawn from (``datasets["ioi"].words["name"]``).
     """
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     tokenizer = source.tokenizer
     datasets, cross = family_datasets(families, tokenizer, n, seed)
     with_ioi = "ioi" in datasets and "ioi" in families
-    name_ids = (torch.tensor(list(pdata.single_token_ids(tokenizer, pdata.NAMES, what="name").values()))
+    name_ids = (torch.tensor(list(pdata.single_token_ids(tokenizer, datasets["ioi"].words["name"],
+                                                         what="name").values()))
                 if with_ioi else None)
     two_digits = pdata.two_digit_ids(tokenizer) if "gt" in families else None
     use_training = with_ioi and source.training_batches is not None

@@ -53,7 +53,9 @@
 
 # %% tags=["parameters"]
 profile = "default"  # smoke | default | paper
-source = None        # checkpoint source: None (the profile's local suite), "hf:NAME", or a folder
+source = None        # checkpoint source: None (the profile's local suite), "hf:NAME[,NAME]", or a folder
+sizes = None         # the sizes to measure (None: all), e.g. ["OLMo-14M", "OLMo-37M"] of hf:mirandrom/zsl-checkpoints
+revisions = None     # steps per size: None (the profile's count, log-spaced), "all", or a list of steps
 task = None          # an extra task family "package.module:function", e.g. "gradtools.subject_verb_agreement:subject_verb_agreement"
 task_n = None        # its number of prompts (None: the profile's n)
 
@@ -69,7 +71,7 @@ from IPython.display import Markdown, display
 from gradtools import cache, fidelity, paths, profiles
 from gradtools import checkpoint_suite as cs
 from gradtools import shared_gradients_claims as sgc
-from gradtools.checkpoint_sources import open_folder, open_source
+from gradtools.checkpoint_sources import open_folder, open_source, revision_selection
 from gradtools.figures import save_figure
 from gradtools.prompt_tasks import PAPER_FAMILIES
 from gradtools.shared_gradients import study_table, wide
@@ -110,10 +112,21 @@ t_start = time.time()
 #   network (`huggingface-cli download EleutherAI/pythia-14m --revision step1000`, one
 #   call per revision), or a folder of `step-N/` checkpoints. Models run on CUDA when it
 #   is there. Under `torchrun`, `run_jobs` shares the checkpoints between GPUs. Pythia's
-#   BPE tokenizer must keep every name, place, object, event and month whole (after a
-#   space); the generators stop naming any word it splits, which is then removed from the
-#   lists in `gradtools.prompt_datasets`. The paper's own OLMo-style suite
-#   (`mirandrom/zsl-checkpoints`) is not loadable here (see `gradtools.checkpoint_sources`).
+#   BPE tokenizer splits a few slot words (GPT-NeoX-20B: the name 'Nora', the events
+#   'crusade', 'excavation', 'truce'): they are left out for that tokenizer, with a note
+#   naming them, and each dataset records the words it used.
+# * **The real suites.** `source = "hf:EleutherAI/pythia-14m,EleutherAI/pythia-70m"`
+#   (revisions `stepN`; 154 per size) or `source = "hf:mirandrom/zsl-checkpoints"`, the
+#   paper's own six OLMo models (revisions `OLMo-<size>-stepN`, N = 2^i; `sizes` picks
+#   e.g. `["OLMo-14M", "OLMo-37M"]`). The revisions are selected first (`revisions`: the
+#   profile's count log-spaced, `"all"`, or a list of steps) and, where there is a
+#   network, only the selected ones the Hugging Face cache lacks are downloaded (model
+#   weights and configuration, resumable); offline (`HF_HUB_OFFLINE=1`) the cache is read
+#   and the selected revisions it lacks are named. The zsl checkpoints (OLMo's `model.pt`
+#   + `config.yaml`) load as `transformers` Llama models that compute what OLMo computes
+#   (`gradtools.olmo_checkpoints`, tested against the reference `olmo.model.OLMo`), so
+#   every kernel runs unchanged. Cost of the paper profile: see the README
+#   (`benchmarks/study1_paper_cost.py`).
 
 # %% [markdown]
 # ## Checkpoints
@@ -130,9 +143,9 @@ if source is None and cfg.tiny_suite is not None:
     for size, shape in cfg.tiny_suite["sizes"].items():
         cs.train_size(suite, size, shape, recipe, [0, recipe.steps], progress=False)
     src = open_folder(suite, name="smoke suite")
-else:
-    src = open_source(source, profile)
-src = src.select(cfg.sizes, cfg.max_checkpoints)
+    src = src.select(sizes or cfg.sizes, **revision_selection(revisions, cfg.max_checkpoints))
+else:  # the selection is made first: a hub source downloads only the selected revisions it lacks
+    src = open_source(source, profile, sizes=sizes or cfg.sizes, **revision_selection(revisions, cfg.max_checkpoints))
 print(f"source {src.name!r}: sizes {src.sizes}")
 for size in src.sizes:
     print(f"  {size}: steps {src.steps(size)}")

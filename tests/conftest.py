@@ -1,6 +1,10 @@
-"""Shared fixtures: tiny float64 models."""
-import pytest
-import torch
+"""Shared fixtures: tiny float64 models. The tests never use the network (hub sources read local caches)."""
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 from gradtools.lm import tiny_causal_lm
 from tiny_models import SequenceMLP

@@ -10,6 +10,7 @@ from gradtools.lm import sequence_losses, tiny_causal_lm
 from gradtools.lm_training import save_checkpoint
 from gradtools.suite_corpus import mixed_batch_fn
 from gradtools.word_tokenizer import train_word_tokenizer
+from olmo_reference import reference_logits, write_checkpoint, zsl_model_section
 
 VOCAB = 600
 
@@ -86,7 +87,7 @@ def test_hub_model_with_step_revisions_offline(tmp_path, tok):
         assert torch.allclose(losses(ck.load(), tok), losses(models[ck.revision], tok))
     # the hub tokenizer builds the same prompts as the tokenizers one
     assert pdata.ioi(src.tokenizer, 5).prompts == pdata.ioi(tok, 5).prompts
-    with pytest.raises(FileNotFoundError, match="no `stepN` revision of 'org/other'"):
+    with pytest.raises(FileNotFoundError, match="no selected checkpoint revision .* of org/other"):
         open_source("hf:org/other", cache_dir=tmp_path)
 
 
@@ -101,13 +102,86 @@ def test_missing_sources_fail_before_compute(tmp_path, monkeypatch):
         open_source(None, "smoke")
 
 
-def test_zsl_layout_is_refused_with_a_reason(tmp_path):
-    step = tmp_path / "zsl" / "step-100"
-    step.mkdir(parents=True)
-    (step / "model.pt").write_bytes(b"")
-    (step / "config.yaml").write_text("d_model: 8\n")
-    with pytest.raises(ValueError, match="zsl-checkpoints layout"):
-        open_source(tmp_path / "zsl")
+def olmo_section(vocab=128):
+    return zsl_model_section("14M", width=8, layers=1, vocab=vocab)
+
+
+def test_olmo_run_folders_load_as_sizes(tmp_path):
+    """The OLMo trainer's layout: <run>/stepN-unsharded/ (model.pt + config.yaml); sharded folders ignored."""
+    refs = {}
+    for run, seed in [("OLMo-14M", 0), ("OLMo-37M", 5)]:
+        for step in (1, 16, 2):
+            refs[run, step] = write_checkpoint(tmp_path / run / f"step{step}-unsharded", olmo_section(), seed + step)
+        (tmp_path / run / "step16").mkdir()  # a sharded checkpoint: no model.pt
+    src = open_source(tmp_path)
+    assert src.sizes == ["OLMo-14M", "OLMo-37M"] and src.steps("OLMo-14M") == [1, 2, 16]
+    ids = torch.randint(0, 128, (2, 6))
+    ck = src.checkpoints[-1]
+    with torch.no_grad():
+        got, want = ck.load()(input_ids=ids).logits, reference_logits(refs[ck.size, ck.step], ids)
+    assert ((got - want).abs().max() / want.abs().max()) < 1e-5
+    assert pdata.ioi(src.tokenizer, 4).prompts  # the suite's tokenizer, from its config.yaml
+    one_run = open_source(tmp_path / "OLMo-37M", steps=[2, 16])
+    assert one_run.sizes == ["OLMo-37M"] and one_run.steps("OLMo-37M") == [2, 16]
+
+
+def test_olmo_setting_outside_the_mapping_stops_when_the_source_opens(tmp_path):
+    write_checkpoint(tmp_path / "run" / "step4-unsharded", dict(olmo_section(), alibi=True, rope=False,
+                                                                  flash_attention=False))
+    with pytest.raises(ValueError, match="alibi"):
+        open_source(tmp_path / "run")
+
+
+def zsl_hub(cache, revisions, seed=0):
+    """A hub cache holding `revisions` of mirandrom/zsl-checkpoints as huggingface_hub lays it out."""
+    repo = cache / "models--mirandrom--zsl-checkpoints"
+    for k, revision in enumerate(revisions):
+        commit = f"{seed + k:040x}"
+        write_checkpoint(repo / "snapshots" / commit, olmo_section(), seed + k)
+        (repo / "refs").mkdir(parents=True, exist_ok=True)
+        (repo / "refs" / revision).write_text(commit)
+    return repo
+
+
+def test_zsl_hub_revisions_name_their_sizes(tmp_path, capsys):
+    zsl_hub(tmp_path, ["OLMo-14M-step1", "OLMo-14M-step1024", "OLMo-37M-step4", "main"])
+    src = open_source("hf:mirandrom/zsl-checkpoints", cache_dir=tmp_path)
+    assert src.sizes == ["OLMo-14M", "OLMo-37M"] and src.steps("OLMo-14M") == [1, 1024]
+    assert all(c.kind == "olmo" for c in src.checkpoints)
+    assert src.checkpoints[0].load().config.model_type == "llama"
+    assert pdata.oml(src.tokenizer).words["event"]  # the suite's tokenizer leaves some events out, not all
+    sub = open_source("hf:mirandrom/zsl-checkpoints", cache_dir=tmp_path, sizes=["OLMo-14M"], steps=[1024, 2048])
+    assert [(c.size, c.step) for c in sub.checkpoints] == [("OLMo-14M", 1024)]
+    assert "OLMo-14M step 2048" in capsys.readouterr().out  # offline: the selected step not cached is named
+    with pytest.raises(FileNotFoundError, match="OLMo-1B"):
+        open_source("hf:mirandrom/zsl-checkpoints", cache_dir=tmp_path, sizes=["OLMo-1B"])
+
+
+def test_hub_selection_downloads_only_the_selected_missing_revisions(tmp_path, monkeypatch):
+    """Online: the hub's list is selected first (log-spaced), then only what the cache lacks is fetched."""
+    from gradtools import checkpoint_sources as cs
+
+    zsl_hub(tmp_path, ["OLMo-14M-step0", "OLMo-14M-step1024"])
+    on_hub = [f"OLMo-14M-step{2 ** i}" for i in range(11)] + ["OLMo-14M-step0", "OLMo-37M-step1"]
+    fetched = []
+
+    def fake_download(name, revision, cache_dir):
+        fetched.append(revision)
+        zsl_hub(tmp_path, [revision], seed=100 + len(fetched))
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(cs, "hub_offline", lambda: False)
+    monkeypatch.setattr(cs, "remote_revisions", lambda name: {cs.parse_revision(name, r): r for r in on_hub})
+    monkeypatch.setattr(cs, "download_revision", fake_download)
+    src = open_source("hf:mirandrom/zsl-checkpoints", cache_dir=tmp_path, sizes=["OLMo-14M"], max_per_size=4)
+    chosen = log_spaced_subset([0] + [2 ** i for i in range(11)], 4)
+    assert src.steps("OLMo-14M") == chosen
+    assert sorted(fetched) == sorted(f"OLMo-14M-step{s}" for s in chosen if s not in (0, 1024))
+    fetched.clear()
+    open_source("hf:mirandrom/zsl-checkpoints", cache_dir=tmp_path, sizes=["OLMo-14M"], max_per_size=4)
+    assert fetched == []  # all cached now
+    open_source("hf:mirandrom/zsl-checkpoints", cache_dir=tmp_path, download=False)
+    assert fetched == []
 
 
 def test_log_spaced_subset():

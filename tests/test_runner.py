@@ -60,3 +60,18 @@ def test_kernels_run_with_pinned_cpu_code_paths_and_quiet_bars(tmp_path, monkeyp
             "assert not missing, missing")
     nb = write_notebook(tmp_path / "env.ipynb", body)
     assert runner.run([str(nb)], "smoke", out_dir=tmp_path / "out", report=False) == []
+
+
+def test_notebook_parameters_are_yaml_values_checked_before_running(tmp_path, capsys):
+    nb = write_notebook(tmp_path / "p.ipynb", "assert revisions == [0, 1000] and source == 'hf:org/x'")
+    cell = nbformat.read(nb, as_version=4)
+    cell.cells[0].source += "\nsource = None\nrevisions = None"
+    nbformat.write(cell, nb)
+    assert runner.notebook_parameters([["revisions", "[0, 1000]"], ["source", "hf:org/x"]], [nb]) == \
+        {"revisions": [0, 1000], "source": "hf:org/x"}
+    status = runner.main(["--profile", "smoke", "--root", str(tmp_path), "--out", str(tmp_path / "out"),
+                          "--no-report", str(nb), "-p", "revisions", "[0, 1000]", "-p", "source", "hf:org/x"])
+    assert status == 0
+    with pytest.raises(SystemExit):
+        runner.main(["--profile", "smoke", "--no-report", str(nb), "-p", "sizes", "[1]"])
+    assert "has no parameter(s) ['sizes']" in capsys.readouterr().err
