@@ -44,6 +44,7 @@ GHOST_CHUNK_ELEMENTS = 2**25  # bound on the (rows*S) x (m*T) products of the gh
 MATERIALISE_MAX_ELEMENTS = 2**28  # never materialise more per-example gradient entries than this
 SYMMETRIC_CHUNKS, SYMMETRIC_MIN_N = 4, 64  # a square ghost Gram is built from 10 of its 16 blocks
 MEMORY_WEIGHT = 60  # cost of writing and re-reading one element, in multiply-adds (fitted on CPU)
+TOTAL = ""  # the key of a pass's Gram summed over layers (per_layer=False)
 
 
 @dataclass
@@ -54,11 +55,13 @@ class GradientGram:
         dot: (n, n) Gram matrix, or (n, m) cross matrix when ``other`` was given.
         sqnorm: (n,) squared gradient norms of the examples of ``batch``.
         other_sqnorm: (m,) squared norms of the examples of ``other``, else None.
+        layers: with ``per_layer=True``, ``{layer name: its (n x n) or (n x m) Gram}``; they sum to ``dot``.
     """
 
     dot: Tensor
     sqnorm: Tensor
     other_sqnorm: Tensor | None = None
+    layers: dict[str, Tensor] | None = None
 
     def cosine(self) -> Tensor:
         """Cosine similarities, the shape of ``dot`` (a zero gradient gives nan)."""
@@ -90,6 +93,11 @@ def default_layers(model: nn.Module) -> dict[str, nn.Module]:
 
 def resolve_layers(model: nn.Module, layers: Iterable[str | nn.Module] | None) -> dict[str, nn.Module]:
     """Map the ``layers`` argument (None, names or modules) to ``{name: module}``, checked."""
+    if isinstance(layers, str):
+        if layers == "all":
+            raise ValueError("layers='all' (every parameter: embeddings, norms, tied weights) is not available "
+                             "yet; give layer names or modules, or None for every non-embedding linear layer")
+        layers = [layers]  # one layer's name, not its characters
     if layers is None:
         chosen = default_layers(model)
     else:
@@ -224,28 +232,50 @@ class _Pass:
     ``store``: keep each layer's features for a later "cross" pass.
     """
 
-    def __init__(self, mode: str, n: int, store: bool = False, stored: dict | None = None):
-        self.mode, self.n, self.store = mode, n, store
+    def __init__(self, mode: str, n: int, store: bool = False, stored: dict | None = None,
+                 per_layer: bool = False):
+        self.mode, self.n, self.store, self.per_layer = mode, n, store, per_layer
         self.stored = stored
         self.features: dict[str, _Features] = {}
-        self.dot: Tensor | None = None
+        self.dots: dict[str, Tensor] = {}  # by layer name when per_layer, else one entry TOTAL
         self.sqnorm: Tensor | None = None
         self.calls: dict[str, int] = {}
+        self.seq_lengths: set[int] = set()  # S of the (n, S, d) layer inputs, for token-flattened layers
+
+    @property
+    def dot(self) -> Tensor | None:
+        """The pass's Gram block, summed over layers."""
+        return sum(self.dots.values()) if self.dots else None
+
+    def _add_dot(self, name: str, value: Tensor) -> None:
+        key = name if self.per_layer else TOTAL
+        self.dots[key] = value if key not in self.dots else self.dots[key] + value
 
     def _add(self, attr: str, value: Tensor) -> None:
         current = getattr(self, attr)
         setattr(self, attr, value if current is None else current + value)
 
-    def accumulate(self, name: str, x: Tensor, g: Tensor, has_bias: bool) -> None:
-        if x.shape[0] != self.n or g.shape[0] != self.n:
+    def examples_first(self, name: str, t: Tensor) -> Tensor:
+        """``t`` as (n, S, d): as given when its leading dimension is n; a token-flattened input
+        (n*S, d), example-major (OPT's MLP, MoE routers), split back into examples when S is the
+        sequence length that the layers with an (n, S, d) input saw in this pass."""
+        if t.shape[0] == self.n:
+            return _sequence(t)
+        lengths = {s for s in self.seq_lengths if t.ndim == 2 and t.shape[0] == self.n * s}
+        if len(lengths) != 1:
             raise RuntimeError(
-                f"layer {name!r}: leading dimension {x.shape[0]} is not the number of examples "
-                f"{self.n}; gradient_gram needs the example dimension first in every layer input")
-        x, g = _sequence(x), _sequence(g).to(x.dtype)
+                f"layer {name!r}: leading dimension {t.shape[0]} is neither the number of examples {self.n} "
+                f"nor n x S for a sequence length S of the other layers' inputs {sorted(self.seq_lengths)}; "
+                "its rows cannot be attributed to examples (e.g. a mixture-of-experts expert that sees a "
+                "routed subset of tokens): leave it out of `layers`")
+        return t.reshape(self.n, lengths.pop(), t.shape[-1])
+
+    def accumulate(self, name: str, x: Tensor, g: Tensor, has_bias: bool) -> None:
+        x, g = self.examples_first(name, x), self.examples_first(name, g).to(x.dtype)
         if self.mode == "self":
-            self._add("dot", _self_dot(x, g, has_bias))
+            self._add_dot(name, _self_dot(x, g, has_bias))
         elif self.mode == "cross":
-            self._add("dot", self.stored[name].cross(x, g))
+            self._add_dot(name, self.stored[name].cross(x, g))
         if self.mode != "self":
             self._add("sqnorm", _diag(x, g, has_bias))
         if self.store:
@@ -279,6 +309,8 @@ def _tapped(layers: dict[str, nn.Module], pass_: _Pass, anchor: Tensor):
             if not torch.is_grad_enabled():
                 return None
             pass_.calls[name] = pass_.calls.get(name, 0) + 1
+            if inputs[0].ndim == 3 and inputs[0].shape[0] == pass_.n:
+                pass_.seq_lengths.add(inputs[0].shape[1])
             if pass_.calls[name] > 1:
                 raise RuntimeError(f"layer {name!r} ran twice in one forward pass; per-example "
                                    "gradients of a reused layer are not supported, leave it out of `layers`")
@@ -353,7 +385,7 @@ LossFn = Callable[[nn.Module, object], Tensor]
 
 def gradient_gram(model: nn.Module, loss_fn: LossFn, batch, *,
                   layers: Iterable[str | nn.Module] | None = None, other=None,
-                  block_size: int | None = None) -> GradientGram:
+                  block_size: int | None = None, per_layer: bool = False) -> GradientGram:
     r"""Dot products :math:`\langle g_i, g_j \rangle` of per-example gradients of linear layers.
 
     Args:
@@ -362,27 +394,35 @@ def gradient_gram(model: nn.Module, loss_fn: LossFn, batch, *,
         loss_fn: ``loss_fn(model, batch)`` returning a 1-D tensor of the n
             per-example losses (a sequence's loss may sum several tokens).
         batch: tensor or dict/list/tuple of tensors with the n examples on dim 0.
-        layers: names or modules of ``nn.Linear`` / ``Conv1D`` layers; default all
-            linear layers except embeddings and the unembedding.
+        layers: names or modules of ``nn.Linear`` / ``Conv1D`` layers (one name: that
+            layer); default None: all linear layers except embeddings and the unembedding.
+            A layer whose input is token-flattened ``(n*S, d)``, example-major (OPT's MLP, MoE
+            routers), is split back into examples; one whose rows cannot be attributed to
+            examples (a routed subset of tokens) stops, named.
         other: a second batch of m examples: then ``dot`` is the (n x m) cross matrix.
         block_size: compute in blocks of this many examples ``((a1,a2),(b1,b2))``
             when all examples do not fit in one pass.
+        per_layer: also return each layer's Gram (``layers``), from the same passes: the
+            contraction is per layer already, so this costs memory (one n x m matrix a layer), not passes.
 
     Returns:
         :class:`GradientGram` with ``dot`` (n x n, or n x m), ``sqnorm`` (n,),
-        ``other_sqnorm`` (m,) when ``other`` is given, and ``cosine()``.
+        ``other_sqnorm`` (m,) when ``other`` is given, ``layers`` when ``per_layer``, and ``cosine()``.
     """
     chosen = resolve_layers(model, layers)
     n = batch_size(batch)
     rows = _ranges(n, block_size)
     if other is None:
-        dot = _square_gram(model, loss_fn, batch, chosen, rows)
-        return GradientGram(dot=dot, sqnorm=torch.diagonal(dot).clone())
+        dots = _in_model_order(_square_gram(model, loss_fn, batch, chosen, rows, per_layer), chosen)
+        dot = sum(dots.values())
+        return GradientGram(dot=dot, sqnorm=torch.diagonal(dot).clone(), layers=dots if per_layer else None)
     _check_same_structure(batch, other)
     m = batch_size(other)
     cols = _ranges(m, block_size)
-    dot, sqnorm, other_sqnorm = _cross_gram(model, loss_fn, batch, other, chosen, rows, cols)
-    return GradientGram(dot=dot, sqnorm=sqnorm, other_sqnorm=other_sqnorm)
+    dots, sqnorm, other_sqnorm = _cross_gram(model, loss_fn, batch, other, chosen, rows, cols, per_layer)
+    dots = _in_model_order(dots, chosen)
+    return GradientGram(dot=sum(dots.values()), sqnorm=sqnorm, other_sqnorm=other_sqnorm,
+                        layers=dots if per_layer else None)
 
 
 def gram_block(model: nn.Module, loss_fn: LossFn, batch, rows: tuple[int, int], cols: tuple[int, int], *,
@@ -412,40 +452,54 @@ def squared_norms(model: nn.Module, loss_fn: LossFn, batch, *,
     return _run_pass(model, loss_fn, batch, chosen, _Pass("diag", batch_size(batch))).sqnorm
 
 
-def _square_gram(model, loss_fn, batch, layers, rows) -> Tensor:
-    dot = None
+def _in_model_order(dots: dict[str, Tensor], chosen: dict[str, nn.Module]) -> dict[str, Tensor]:
+    """Per-layer Grams in the order of the model's layers (the backward visits them reversed)."""
+    return {name: dots[name] for name in chosen if name in dots} if TOTAL not in dots else dots
+
+
+def _place(dots: dict[str, Tensor], block: dict[str, Tensor], rows: tuple[int, int], cols: tuple[int, int],
+           shape: tuple[int, int], mirror: bool = False) -> None:
+    """Write each layer's ``block`` at ``[rows, cols]`` of its full matrix in ``dots`` (and its transpose)."""
+    for key, value in block.items():
+        if key not in dots:
+            dots[key] = value.new_zeros(shape)
+        dots[key][rows[0]:rows[1], cols[0]:cols[1]] = value
+        if mirror:
+            dots[key][cols[0]:cols[1], rows[0]:rows[1]] = value.T
+
+
+def _square_gram(model, loss_fn, batch, layers, rows, per_layer: bool = False) -> dict[str, Tensor]:
+    dots: dict[str, Tensor] = {}
+    n = rows[-1][1]
     for i, (a1, a2) in enumerate(rows):
         first = _run_pass(model, loss_fn, slice_batch(batch, a1, a2), layers,
-                          _Pass("self", a2 - a1, store=len(rows) > 1))
-        if dot is None:
-            n = rows[-1][1]
-            dot = first.dot.new_zeros(n, n)
-        dot[a1:a2, a1:a2] = first.dot
+                          _Pass("self", a2 - a1, store=len(rows) > 1, per_layer=per_layer))
+        _place(dots, first.dots, (a1, a2), (a1, a2), (n, n))
         for b1, b2 in rows[i + 1:]:
             block = _run_pass(model, loss_fn, slice_batch(batch, b1, b2), layers,
-                              _Pass("cross", b2 - b1, stored=first.features)).dot
-            dot[a1:a2, b1:b2] = block
-            dot[b1:b2, a1:a2] = block.T
-    return dot
+                              _Pass("cross", b2 - b1, stored=first.features, per_layer=per_layer)).dots
+            _place(dots, block, (a1, a2), (b1, b2), (n, n), mirror=True)
+    return dots
 
 
-def _cross_gram(model, loss_fn, batch, other, layers, rows, cols):
-    dot = sqnorm = other_sqnorm = None
+def _cross_gram(model, loss_fn, batch, other, layers, rows, cols, per_layer: bool = False):
+    dots: dict[str, Tensor] = {}
+    sqnorm = other_sqnorm = None
+    shape = (rows[-1][1], cols[-1][1])
     for a1, a2 in rows:
         first = _run_pass(model, loss_fn, slice_batch(batch, a1, a2), layers,
                           _Pass("diag", a2 - a1, store=True))
-        if dot is None:
-            dot = first.sqnorm.new_zeros(rows[-1][1], cols[-1][1])
-            sqnorm = first.sqnorm.new_zeros(rows[-1][1])
-            other_sqnorm = first.sqnorm.new_zeros(cols[-1][1])
+        if sqnorm is None:
+            sqnorm = first.sqnorm.new_zeros(shape[0])
+            other_sqnorm = first.sqnorm.new_zeros(shape[1])
         sqnorm[a1:a2] = first.sqnorm
         for b1, b2 in cols:
             second = _run_pass(model, loss_fn, slice_batch(other, b1, b2), layers,
-                               _Pass("cross", b2 - b1, stored=first.features))
-            dot[a1:a2, b1:b2] = second.dot
+                               _Pass("cross", b2 - b1, stored=first.features, per_layer=per_layer))
+            _place(dots, second.dots, (a1, a2), (b1, b2), shape)
             if a1 == 0:
                 other_sqnorm[b1:b2] = second.sqnorm
-    return dot, sqnorm, other_sqnorm
+    return dots, sqnorm, other_sqnorm
 
 
 def per_example_gradients(model: nn.Module, loss_fn: LossFn, batch,
@@ -465,3 +519,89 @@ def per_example_gradients(model: nn.Module, loss_fn: LossFn, batch,
         rows.append(torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1)
                                for g, p in zip(grads, params)]))
     return torch.stack(rows)
+
+
+# ------------------------------------------------------ per-example SVD
+
+@dataclass
+class GradientSVD:
+    """Top singular triplets of the (n x P) per-example gradient matrix ``G`` (rows ``g_i``).
+
+    Attributes:
+        values: (k,) singular values, descending.
+        vectors: (k, P) right singular vectors (unit rows), flat over ``names`` in order.
+        left: (n, k) left singular vectors (eigenvectors of the Gram).
+        mean: (P,) the mean gradient ``G^T 1 / n``.
+        names: the parameters (``"<layer>.weight"``, ``"<layer>.bias"``) the flat vectors run over.
+        shapes: their shapes, to cut a flat vector back into parameter-shaped tensors.
+    """
+    values: Tensor
+    vectors: Tensor
+    left: Tensor
+    mean: Tensor
+    names: list[str]
+    shapes: list[torch.Size]
+
+    def as_parameters(self, flat: Tensor) -> dict[str, Tensor]:
+        """A flat (P,) vector (a row of ``vectors``, or ``mean``) as ``{name: parameter-shaped tensor}``."""
+        sizes = [int(torch.Size(s).numel()) for s in self.shapes]
+        return {name: part.reshape(shape) for name, part, shape in zip(self.names, flat.split(sizes), self.shapes)}
+
+
+def _weighted_gradients(model, loss_fn, batch, params: list[Tensor], weights: Tensor,
+                        block_size: int | None) -> Tensor:
+    """(r, P): row q is ``sum_i weights[q, i] grad L_i`` = ``(W G)[q]``, one backward per row and block."""
+    n = batch_size(batch)
+    out = None
+    for a1, a2 in _ranges(n, block_size):
+        losses = loss_fn(model, slice_batch(batch, a1, a2))
+        _check_losses(losses, a2 - a1)
+        rows = []
+        for q, w in enumerate(weights[:, a1:a2].to(losses.dtype)):
+            grads = torch.autograd.grad(losses @ w, params, retain_graph=q < len(weights) - 1, allow_unused=True)
+            rows.append(torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1)
+                                   for g, p in zip(grads, params)]))
+        block = torch.stack(rows)
+        out = block if out is None else out + block
+    return out
+
+
+def gradient_svd(model: nn.Module, loss_fn: LossFn, batch, k: int, *,
+                 layers: Iterable[str | nn.Module] | None = None, block_size: int | None = None) -> GradientSVD:
+    r"""Top-``k`` singular values and right singular vectors of the per-example gradient matrix, without
+    per-example backward passes.
+
+    With :math:`G \in \mathbb{R}^{n \times P}` (row i: example i's gradient over the chosen
+    layers' weights and biases), the Gram :math:`G G^\top = U \Sigma^2 U^\top`
+    (:func:`gradient_gram`, then a dense ``eigh``) gives the right singular vectors
+    :math:`V_k = G^\top U_k \Sigma_k^{-1}`: each is the gradient of the weighted loss
+    :math:`\sum_i (U_{ik} / \sigma_k) L_i`, one backward pass (gradient-SED paper, table 3:
+    the SED basis of per-example gradients). The mean gradient is the gradient of
+    :math:`\frac{1}{n}\sum_i L_i`.
+
+    Args:
+        k: how many singular triplets, at most n.
+        layers, block_size: as in :func:`gradient_gram`.
+
+    Raises:
+        ValueError when ``k`` exceeds n, or the gradients have fewer than ``k`` non-zero singular values.
+    """
+    n = batch_size(batch)
+    if not 1 <= k <= n:
+        raise ValueError(f"k={k}: the per-example gradient matrix of {n} examples has at most {n} singular "
+                         "values; ask for 1 <= k <= n")
+    chosen = resolve_layers(model, layers)
+    gram = gradient_gram(model, loss_fn, batch, layers=list(chosen), block_size=block_size).dot
+    eigenvalues, eigenvectors = torch.linalg.eigh(gram)  # ascending
+    values = eigenvalues.flip(0)[:k].clamp_min(0).sqrt()
+    left = eigenvectors.flip(1)[:, :k]
+    tolerance = values[0] * n * torch.finfo(values.dtype).eps ** 0.5 if values[0] > 0 else 1.0
+    if values[-1] <= tolerance:
+        raise ValueError(f"the per-example gradients have fewer than k={k} non-zero singular values "
+                         f"(the {k}-th is {values[-1].item():.3g}); ask for fewer")
+    names, params = zip(*[(f"{name}.{p_name}", p) for name, m in chosen.items()
+                          for p_name, p in m.named_parameters(recurse=False)])
+    weights = torch.cat([(left / values).T, torch.full((1, n), 1.0 / n, dtype=left.dtype, device=left.device)])
+    rows = _weighted_gradients(model, loss_fn, batch, list(params), weights, block_size)
+    return GradientSVD(values=values, vectors=rows[:k], left=left, mean=rows[k], names=list(names),
+                       shapes=[p.shape for p in params])

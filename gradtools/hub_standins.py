@@ -81,3 +81,21 @@ def write_zsl_standin(cache_dir: str | Path, revisions: list[str], repo: str = "
         size, _ = parse_revision(repo, revision)
         section = oc.zsl_model_section(size.removeprefix("OLMo-"), **reduce)
         oc.write_standin_checkpoint(snapshot_folder(cache_dir, repo, revision), section, seed=k)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m gradtools.hub_standins {pythia,zsl} CACHE REVISION...``: write a stand-in cache."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("suite", choices=["pythia", "zsl"])
+    parser.add_argument("cache", type=Path, help="the folder to use as HF_HUB_CACHE")
+    parser.add_argument("revisions", nargs="+", help="e.g. step0 step143000, or OLMo-14M-step1 OLMo-14M-step1024")
+    args = parser.parse_args(argv)
+    write = write_pythia_standin if args.suite == "pythia" else write_zsl_standin
+    write(args.cache, args.revisions)
+    print(f"wrote {len(args.revisions)} revision(s) to {args.cache}: HF_HUB_CACHE={args.cache} HF_HUB_OFFLINE=1")
+
+
+if __name__ == "__main__":
+    main()

@@ -58,6 +58,7 @@ sizes = None         # the sizes to measure (None: all), e.g. ["OLMo-14M", "OLMo
 revisions = None     # steps per size: None (the profile's count, log-spaced), "all", or a list of steps
 task = None          # an extra task family "package.module:function", e.g. "gradtools.subject_verb_agreement:subject_verb_agreement"
 task_n = None        # its number of prompts (None: the profile's n)
+n_prompts = None     # prompts per family (None: the profile's), e.g. the paper profile at reduced n on a CPU
 
 # %%
 import time
@@ -94,6 +95,8 @@ cfg = profiles.select(profile, {
     "paper": dict(n={"ioi": 1000, "gt": 1000, "oml": None}, max_checkpoints=None, sizes=None, n_training=512,
                   training_batch_size=64, block_size=256, tiny_suite=None),
 })
+if n_prompts is not None and not (isinstance(n_prompts, int) and n_prompts >= 2):
+    raise ValueError(f"n_prompts={n_prompts!r}: give None (the profile's sizes) or a number of prompts >= 2")
 DATA = paths.data_dir(profile)
 t_start = time.time()
 
@@ -164,7 +167,8 @@ print("training data for destructive interference:", src.training_batches is not
 
 # %%
 families = ["ioi", "gt", "oml"] + ([task] if task else [])
-n = dict(cfg.n, **({task: task_n or cfg.n["ioi"]} if task else {}))
+base_n = cfg.n if n_prompts is None else {family: n_prompts for family in cfg.n}
+n = dict(base_n, **({task: task_n or base_n["ioi"]} if task else {}))
 t0 = time.time()
 table = study_table(src, families, n=n, cache_root=paths.cache_dir(profile), n_training=cfg.n_training,
                     training_batch_size=cfg.training_batch_size, block_size=cfg.block_size)

@@ -1,0 +1,50 @@
+"""gradient_svd: top singular triplets of the per-example gradient matrix, from the Gram and k backwards."""
+import pytest
+import torch
+
+from gradtools import gradient_svd, per_example_gradients
+from gradtools.lm import sequence_losses
+from tiny_models import squared_error, token_batch
+
+
+def check_against_dense_svd(result, P, k):
+    """Singular values (relative error < 1e-10), the subspace (projectors), the mean gradient."""
+    U, S, Vh = torch.linalg.svd(P, full_matrices=False)
+    assert ((result.values - S[:k]).abs() / S[:k]).max() < 1e-10
+    got, want = result.vectors.T @ result.vectors, Vh[:k].T @ Vh[:k]
+    assert (got - want).abs().max() < 1e-10
+    # each vector is the singular vector up to sign
+    signs = torch.sign((result.vectors * Vh[:k]).sum(1))
+    assert (result.vectors - signs[:, None] * Vh[:k]).abs().max() < 1e-10
+    assert torch.allclose(result.mean, P.mean(0), rtol=1e-12, atol=1e-14)
+    assert torch.allclose(result.left.abs(), U[:, :k].abs(), atol=1e-10)
+
+
+@pytest.mark.parametrize("block_size", [None, 3])
+def test_top_singular_vectors_of_a_tiny_gpt_neox(tiny_lm, block_size):
+    batch = token_batch(7)
+    P = per_example_gradients(tiny_lm, sequence_losses, batch)
+    result = gradient_svd(tiny_lm, sequence_losses, batch, 4, block_size=block_size)
+    check_against_dense_svd(result, P, 4)
+    assert result.vectors.shape == (4, P.shape[1])
+
+
+def test_sequence_mlp_and_parameter_shapes(mlp):
+    x, y = torch.randn(6, 4, 5, dtype=torch.float64), torch.randn(6, 4, 3, dtype=torch.float64)
+    P = per_example_gradients(mlp, squared_error, (x, y))
+    result = gradient_svd(mlp, squared_error, (x, y), 6)  # k = n: every singular value
+    check_against_dense_svd(result, P, 6)
+    shaped = result.as_parameters(result.vectors[0])
+    assert list(shaped) == ["fc1.weight", "fc1.bias", "fc2.weight", "fc3.weight", "fc3.bias"]
+    assert shaped["fc1.weight"].shape == mlp.fc1.weight.shape and shaped["fc3.bias"].shape == (3,)
+
+
+def test_bad_k_is_a_clear_error(mlp):
+    x, y = torch.randn(3, 2, 5, dtype=torch.float64), torch.randn(3, 2, 3, dtype=torch.float64)
+    with pytest.raises(ValueError, match="at most 3 singular values"):
+        gradient_svd(mlp, squared_error, (x, y), 4)
+    with pytest.raises(ValueError, match="1 <= k"):
+        gradient_svd(mlp, squared_error, (x, y), 0)
+    same = (x[:1].expand(3, -1, -1).clone(), y[:1].expand(3, -1, -1).clone())  # rank 1
+    with pytest.raises(ValueError, match="fewer than k=2 non-zero singular values"):
+        gradient_svd(mlp, squared_error, same, 2)
