@@ -34,6 +34,7 @@ import torch
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PAPER_N = {"ioi": 1000, "gt": 1000, "oml": None}  # OML: all 34 x 12 = 408 prompts
+SUITES = {"zsl": "hf:mirandrom/zsl-checkpoints", "pythia": "hf:EleutherAI/pythia-14m"}
 GPU_FP32_FLOPS = 50e12  # a sustained fp32 rate for one H100/H200-class GPU (dense, no TF32): an assumption
 
 
@@ -101,6 +102,7 @@ def main(argv=None) -> None:
     parser.add_argument("--n", type=int, default=None, help="prompts per family (default: the paper's)")
     parser.add_argument("--block-size", type=int, default=256)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--suites", nargs="+", choices=list(SUITES), default=list(SUITES))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     os.environ["HF_HUB_OFFLINE"] = "1"
@@ -113,18 +115,18 @@ def main(argv=None) -> None:
         cache = Path(tmp)
         hs.write_zsl_standin(cache, ["OLMo-14M-step262144"])
         hs.write_pythia_standin(cache, ["step143000"])
-        for source in ("hf:mirandrom/zsl-checkpoints", "hf:EleutherAI/pythia-14m"):
-            rows.append(measure(source, cache, n, args.block_size, device))
+        for suite in args.suites:
+            rows.append(measure(SUITES[suite], cache, n, args.block_size, device))
             print(rows[-1], flush=True)
     table = pd.DataFrame(rows)
-    guess = estimate(rows[0], matmul_flops()) if device == "cpu" else {}
+    guess = estimate(rows[0], matmul_flops()) if device == "cpu" and args.suites[0] == "zsl" else {}
     RESULTS.mkdir(exist_ok=True)
     text = ["# Study 1, paper profile: one checkpoint's cost", "",
             f"`python benchmarks/study1_paper_cost.py {' '.join(argv or sys.argv[1:])}` "
             f"({device}, {args.threads} threads; stand-ins: real configuration and tokenizer, random weights)", "",
             table.to_markdown(index=False), "",
-            "Estimate for OLMo-472M on one GPU (per checkpoint, same settings): "
-            + ", ".join(f"{k} = {v}" for k, v in guess.items()), ""]
+            ("Estimate for OLMo-472M on one GPU (per checkpoint, same settings): "
+             + ", ".join(f"{k} = {v}" for k, v in guess.items())) if guess else "", ""]
     suffix = "" if args.n is None else f"_n{args.n}"
     (RESULTS / f"study1_paper_cost{suffix}.md").write_text("\n".join(text))
     print("\n".join(text))

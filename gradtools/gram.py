@@ -45,6 +45,7 @@ MATERIALISE_MAX_ELEMENTS = 2**28  # never materialise more per-example gradient 
 SYMMETRIC_CHUNKS, SYMMETRIC_MIN_N = 4, 64  # a square ghost Gram is built from 10 of its 16 blocks
 MEMORY_WEIGHT = 60  # cost of writing and re-reading one element, in multiply-adds (fitted on CPU)
 TOTAL = ""  # the key of a pass's Gram summed over layers (per_layer=False)
+ALL = "all"  # layers="all": every parameter that requires grad (gradtools.gram_all)
 
 
 @dataclass
@@ -94,10 +95,7 @@ def default_layers(model: nn.Module) -> dict[str, nn.Module]:
 def resolve_layers(model: nn.Module, layers: Iterable[str | nn.Module] | None) -> dict[str, nn.Module]:
     """Map the ``layers`` argument (None, names or modules) to ``{name: module}``, checked."""
     if isinstance(layers, str):
-        if layers == "all":
-            raise ValueError("layers='all' (every parameter: embeddings, norms, tied weights) is not available "
-                             "yet; give layer names or modules, or None for every non-embedding linear layer")
-        layers = [layers]  # one layer's name, not its characters
+        layers = [layers]  # one layer's name, not its characters ("all" is handled by gradient_gram)
     if layers is None:
         chosen = default_layers(model)
     else:
@@ -395,7 +393,10 @@ def gradient_gram(model: nn.Module, loss_fn: LossFn, batch, *,
             per-example losses (a sequence's loss may sum several tokens).
         batch: tensor or dict/list/tuple of tensors with the n examples on dim 0.
         layers: names or modules of ``nn.Linear`` / ``Conv1D`` layers (one name: that
-            layer); default None: all linear layers except embeddings and the unembedding.
+            layer); default None: all linear layers except embeddings and the unembedding
+            (the paper's choice); ``"all"``: every parameter that requires grad, embeddings,
+            norms' affine vectors and tied weights (counted once, with their cross terms)
+            included (:mod:`gradtools.gram_all`; ``per_layer`` then keys by parameter name).
             A layer whose input is token-flattened ``(n*S, d)``, example-major (OPT's MLP, MoE
             routers), is split back into examples; one whose rows cannot be attributed to
             examples (a routed subset of tokens) stops, named.
@@ -409,6 +410,8 @@ def gradient_gram(model: nn.Module, loss_fn: LossFn, batch, *,
         :class:`GradientGram` with ``dot`` (n x n, or n x m), ``sqnorm`` (n,),
         ``other_sqnorm`` (m,) when ``other`` is given, ``layers`` when ``per_layer``, and ``cosine()``.
     """
+    if isinstance(layers, str) and layers == ALL:
+        return _all_parameters(model, loss_fn, batch, other, block_size, per_layer)
     chosen = resolve_layers(model, layers)
     n = batch_size(batch)
     rows = _ranges(n, block_size)
@@ -450,6 +453,22 @@ def squared_norms(model: nn.Module, loss_fn: LossFn, batch, *,
     """The (n,) squared norms of the per-example gradients alone (the diagonal of the Gram)."""
     chosen = resolve_layers(model, layers)
     return _run_pass(model, loss_fn, batch, chosen, _Pass("diag", batch_size(batch))).sqnorm
+
+
+def _all_parameters(model, loss_fn, batch, other, block_size, per_layer) -> GradientGram:
+    """``layers="all"``: every parameter (:mod:`gradtools.gram_all`); ``per_layer`` keys are parameter names."""
+    from .gram_all import all_parameters_gram
+
+    if other is not None:
+        _check_same_structure(batch, other)
+    dots = all_parameters_gram(model, loss_fn, batch, other, block_size)
+    dot = sum(dots.values())
+    if other is None:
+        sqnorm, other_sqnorm = torch.diagonal(dot).clone(), None
+    else:  # the squared norms need each batch's own Gram diagonal
+        sqnorm = torch.diagonal(sum(all_parameters_gram(model, loss_fn, batch, None, block_size).values())).clone()
+        other_sqnorm = torch.diagonal(sum(all_parameters_gram(model, loss_fn, other, None, block_size).values())).clone()
+    return GradientGram(dot=dot, sqnorm=sqnorm, other_sqnorm=other_sqnorm, layers=dots if per_layer else None)
 
 
 def _in_model_order(dots: dict[str, Tensor], chosen: dict[str, nn.Module]) -> dict[str, Tensor]:
@@ -509,8 +528,12 @@ def per_example_gradients(model: nn.Module, loss_fn: LossFn, batch,
     A forward and a backward pass on each example alone; for tests and
     benchmarks, not for real use.
     """
-    chosen = resolve_layers(model, layers)
-    params = [p for m in chosen.values() for p in m.parameters(recurse=False)]
+    if isinstance(layers, str) and layers == ALL:
+        from .gram_all import all_parameters
+        params = [p for _, p in all_parameters(model)]
+    else:
+        chosen = resolve_layers(model, layers)
+        params = [p for m in chosen.values() for p in m.parameters(recurse=False)]
     rows = []
     for i in range(batch_size(batch)):
         losses = loss_fn(model, slice_batch(batch, i, i + 1))
