@@ -2,7 +2,9 @@
 
 Public kernels (a contract the notebooks rely on):
 
-* :func:`gradient_gram` - pairwise per-example gradient dot products (shared-gradient-discovery D.2)
+* :func:`gradient_gram` - pairwise per-example gradient dot products (shared-gradient-discovery D.2);
+  ``layers="all"`` over every parameter, ``per_layer=True`` per layer
+* :func:`gradient_svd` - top singular triplets of the per-example gradient matrix, from the Gram
 * :func:`hvp`, :func:`lanczos` - Hessian-vector products and top eigenpairs (POLCA algorithm 1)
 * :func:`directional_derivatives` - per-example first and second directional derivatives (POLCA terms)
 """
