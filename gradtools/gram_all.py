@@ -186,7 +186,12 @@ def _shaped(capture: _Capture, use: Use, f: Features) -> Features:
 # ---------------------------------------------------------------- kernels: one parameter, two uses
 
 def _linear_weight(a: Features, b: Features) -> Tensor:
-    return g_._ghost_cross(a.a, a.g, b.a, b.g)
+    """Ghost contraction or materialised per-example gradients, whichever the cost model prefers."""
+    (n, s, d_in), (m, t, d_out) = a.a.shape, b.g.shape
+    if g_._use_ghost(n, m, s, t, d_in, d_out, symmetric=a is b):
+        return g_._ghost_cross(a.a, a.g, b.a, b.g)
+    pa = g_._materialise(a.a, a.g)
+    return pa @ (pa if a is b else g_._materialise(b.a, b.g)).T
 
 
 def _embedding(a: Features, b: Features) -> Tensor:
@@ -255,7 +260,8 @@ def plan(model: nn.Module) -> tuple[list[Use], _Plan]:
 def contract(rows: _Capture, cols: _Capture, the_plan: _Plan) -> dict[str, Tensor]:
     """``{parameter name: (n x m) dot products of its per-example gradients}`` between two passes."""
     shaped_r = {u.name: _shaped(rows, u, f) for u in rows.uses if (f := rows.features.get(u.name))}
-    shaped_c = {u.name: _shaped(cols, u, f) for u in cols.uses if (f := cols.features.get(u.name))}
+    shaped_c = shaped_r if cols is rows else {
+        u.name: _shaped(cols, u, f) for u in cols.uses if (f := cols.features.get(u.name))}
     out = {}
     for pid, entries in the_plan.entries.items():
         total = None

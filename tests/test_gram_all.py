@@ -33,8 +33,12 @@ def check(model, vocab, block_size=None):
 
 
 @pytest.mark.parametrize("block_size", [None, 2])
-def test_gpt_neox_every_parameter(tiny_lm, block_size):
-    """Embedding (ghost form), LayerNorm weights and biases, linear layers, untied unembedding."""
+@pytest.mark.parametrize("contraction", ["ghost", "materialise", "by_cost"])
+def test_gpt_neox_every_parameter(tiny_lm, block_size, contraction, monkeypatch):
+    """Embedding (ghost form), LayerNorm weights and biases, linear layers (each way), untied unembedding."""
+    import gradtools.gram as gram_module
+    if contraction != "by_cost":
+        monkeypatch.setattr(gram_module, "_use_ghost", lambda *a, **kw: contraction == "ghost")
     gram = check(tiny_lm, 23, block_size)
     assert "gpt_neox.embed_in.weight" in gram.layers and "gpt_neox.final_layer_norm.bias" in gram.layers
 
