@@ -20,6 +20,7 @@ gradtools' time in the same row group.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -85,6 +86,7 @@ def main(argv=None) -> None:
     parser.add_argument("--n", nargs="+", type=int, default=[64, 256])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--tag", default="", help="suffix of the result files (a partial grid)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     rows = []
@@ -109,10 +111,10 @@ def main(argv=None) -> None:
     table["time_vs_gradtools"] = (table.time_s / table.gradtools_s).round(2)
     table = table.drop(columns="gradtools_s")
     RESULTS.mkdir(exist_ok=True)
-    table.to_parquet(RESULTS / "gram_all_svd.parquet", index=False)
-    (RESULTS / "gram_all_svd.md").write_text(
+    table.to_parquet(RESULTS / f"gram_all_svd{args.tag}.parquet", index=False)
+    (RESULTS / f"gram_all_svd{args.tag}.md").write_text(
         f"# Full-parameter Gram and per-example SVD ({args.threads} threads, CPU)\n\n"
-        f"`python benchmarks/gram_all_svd.py` — median of {args.repeats} runs\n\n"
+        f"`python benchmarks/gram_all_svd.py {' '.join(argv or sys.argv[1:])}` — median of {args.repeats} runs\n\n"
         + table.to_markdown(index=False) + "\n")
     print(table.to_markdown(index=False))
 
