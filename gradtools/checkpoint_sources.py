@@ -38,7 +38,7 @@ import json
 import math
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -399,8 +399,7 @@ def open_hub(names: list[str], cache_dir: str | Path | None = None, name: str | 
             f"no selected checkpoint revision (`stepN` or `<size>-stepN`) of {', '.join(names)} in the local hub "
             f"cache {hub_cache_dir(cache_dir)}; where there is a network, open the source there (it downloads the "
             f"selected revisions) or `huggingface-cli download {names[0]} --revision <revision>`")
-    checkpoints = [Checkpoint(c.size, c.step, c.location, c.revision, c.cache_dir, _revision_kind(c))
-                   for c in checkpoints]
+    checkpoints = [replace(c, kind=_revision_kind(c)) for c in checkpoints]
     return CheckpointSource(name or "hf:" + ",".join(names), checkpoints, _hub_tokenizer(checkpoints))
 
 

@@ -222,6 +222,23 @@ def _diag(x: Tensor, g: Tensor, has_bias: bool) -> Tensor:
 
 # ----------------------------------------------------------------- capture
 
+def examples_first(name: str, t: Tensor, n: int, seq_lengths: set[int]) -> Tensor:
+    """A layer input or output gradient ``t`` as (n, S, d): as given when its leading dimension is n; a
+    token-flattened one (n*S, d), example-major (OPT's MLP, MoE routers), split back into examples when
+    S is a sequence length that the layers with an (n, S, d) input saw in the same pass."""
+    if t.shape[0] == n:
+        return _sequence(t)
+    lengths = {s for s in seq_lengths if t.ndim == 2 and t.shape[0] == n * s}
+    if len(lengths) != 1:
+        raise RuntimeError(
+            f"layer {name!r}: leading dimension {t.shape[0]} is neither the number of examples {n} "
+            f"nor n x S for a sequence length S of the other layers' inputs {sorted(seq_lengths)}; "
+            "its rows cannot be attributed to examples (e.g. a mixture-of-experts expert that sees a "
+            "routed subset of tokens): leave it out of `layers`")
+    return t.reshape(n, lengths.pop(), t.shape[-1])
+
+
+
 class _Pass:
     """State of one forward/backward pass: what to compute in each tap's backward.
 
@@ -253,23 +270,9 @@ class _Pass:
         current = getattr(self, attr)
         setattr(self, attr, value if current is None else current + value)
 
-    def examples_first(self, name: str, t: Tensor) -> Tensor:
-        """``t`` as (n, S, d): as given when its leading dimension is n; a token-flattened input
-        (n*S, d), example-major (OPT's MLP, MoE routers), split back into examples when S is the
-        sequence length that the layers with an (n, S, d) input saw in this pass."""
-        if t.shape[0] == self.n:
-            return _sequence(t)
-        lengths = {s for s in self.seq_lengths if t.ndim == 2 and t.shape[0] == self.n * s}
-        if len(lengths) != 1:
-            raise RuntimeError(
-                f"layer {name!r}: leading dimension {t.shape[0]} is neither the number of examples {self.n} "
-                f"nor n x S for a sequence length S of the other layers' inputs {sorted(self.seq_lengths)}; "
-                "its rows cannot be attributed to examples (e.g. a mixture-of-experts expert that sees a "
-                "routed subset of tokens): leave it out of `layers`")
-        return t.reshape(self.n, lengths.pop(), t.shape[-1])
-
     def accumulate(self, name: str, x: Tensor, g: Tensor, has_bias: bool) -> None:
-        x, g = self.examples_first(name, x), self.examples_first(name, g).to(x.dtype)
+        x = examples_first(name, x, self.n, self.seq_lengths)
+        g = examples_first(name, g, self.n, self.seq_lengths).to(x.dtype)
         if self.mode == "self":
             self._add_dot(name, _self_dot(x, g, has_bias))
         elif self.mode == "cross":
@@ -461,14 +464,9 @@ def _all_parameters(model, loss_fn, batch, other, block_size, per_layer) -> Grad
 
     if other is not None:
         _check_same_structure(batch, other)
-    dots = all_parameters_gram(model, loss_fn, batch, other, block_size)
-    dot = sum(dots.values())
-    if other is None:
-        sqnorm, other_sqnorm = torch.diagonal(dot).clone(), None
-    else:  # the squared norms need each batch's own Gram diagonal
-        sqnorm = torch.diagonal(sum(all_parameters_gram(model, loss_fn, batch, None, block_size).values())).clone()
-        other_sqnorm = torch.diagonal(sum(all_parameters_gram(model, loss_fn, other, None, block_size).values())).clone()
-    return GradientGram(dot=dot, sqnorm=sqnorm, other_sqnorm=other_sqnorm, layers=dots if per_layer else None)
+    dots, sqnorm, other_sqnorm = all_parameters_gram(model, loss_fn, batch, other, block_size)
+    return GradientGram(dot=sum(dots.values()), sqnorm=sqnorm, other_sqnorm=other_sqnorm,
+                        layers=dots if per_layer else None)
 
 
 def _in_model_order(dots: dict[str, Tensor], chosen: dict[str, nn.Module]) -> dict[str, Tensor]:

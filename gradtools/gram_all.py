@@ -98,7 +98,7 @@ def find_uses(model: nn.Module) -> tuple[list[Use], dict[int, str]]:
 
 
 def _xhat(module: nn.Module, x: Tensor) -> Tensor:
-    """f(input) of an elementwise-affine module: its output at unit weight and zero bias, checked."""
+    """f(input) of an elementwise-affine module: its output at unit weight and zero bias."""
     own = dict(module.named_parameters(recurse=False))
     unit = {role: torch.ones_like(p) if role == "weight" else torch.zeros_like(p) for role, p in own.items()}
     with torch.no_grad():
@@ -117,7 +117,7 @@ class _Capture:
         def tap(mod, inputs, output):
             if not torch.is_grad_enabled():
                 return None
-            if use.name in self.features or getattr(tap, "ran", False):
+            if tap.ran:
                 raise RuntimeError(f"layer {use.name!r} ran twice in one forward pass; per-example "
                                    "gradients of a reused layer are not supported")
             tap.ran = True
@@ -178,9 +178,8 @@ def _shaped(capture: _Capture, use: Use, f: Features) -> Features:
     if use.kind == EMBEDDING:
         ids = f.a if f.a.shape[0] == capture.n else f.a.expand(capture.n, *f.a.shape[1:])
         return Features(ids.reshape(capture.n, -1), f.g.reshape(capture.n, -1, f.g.shape[-1]))
-    pass_ = g_._Pass("self", capture.n)
-    pass_.seq_lengths = capture.seq_lengths
-    return Features(pass_.examples_first(use.name, f.a), pass_.examples_first(use.name, f.g).to(f.a.dtype))
+    n, lengths = capture.n, capture.seq_lengths
+    return Features(g_.examples_first(use.name, f.a, n, lengths), g_.examples_first(use.name, f.g, n, lengths).to(f.a.dtype))
 
 
 # ---------------------------------------------------------------- kernels: one parameter, two uses
@@ -277,21 +276,34 @@ def contract(rows: _Capture, cols: _Capture, the_plan: _Plan) -> dict[str, Tenso
 
 
 def all_parameters_gram(model: nn.Module, loss_fn, batch, other=None, block_size: int | None = None
-                        ) -> dict[str, Tensor]:
-    """Per-parameter Grams over every parameter that requires grad (n x n, or n x m with ``other``)."""
+                        ) -> tuple[dict[str, Tensor], Tensor, Tensor | None]:
+    """Per-parameter Grams over every parameter that requires grad (n x n, or n x m with ``other``), and
+    the squared norms of ``batch``'s and (with ``other``) of ``other``'s examples, from the same passes."""
     uses, the_plan = plan(model)
     source = batch if other is None else other
     rows = g_._ranges(g_.batch_size(batch), block_size)
     cols = g_._ranges(g_.batch_size(source), block_size)
     shape = (rows[-1][1], cols[-1][1])
     dots: dict[str, Tensor] = {}
-    for a1, a2 in rows:
+    sqnorm, other_sqnorm = [], []
+    for i, (a1, a2) in enumerate(rows):
         first = _run(model, loss_fn, g_.slice_batch(batch, a1, a2), uses)
+        if other is not None:
+            sqnorm.append(_squared_norms(first, the_plan))
         for b1, b2 in cols:
             second = first if other is None and (a1, a2) == (b1, b2) else \
                 _run(model, loss_fn, g_.slice_batch(source, b1, b2), uses)
+            if other is not None and i == 0:
+                other_sqnorm.append(_squared_norms(second, the_plan))
             g_._place(dots, contract(first, second, the_plan), (a1, a2), (b1, b2), shape)
-    return dots
+    if other is None:
+        return dots, torch.diagonal(sum(dots.values())).clone(), None
+    return dots, torch.cat(sqnorm), torch.cat(other_sqnorm)
+
+
+def _squared_norms(capture: _Capture, the_plan: _Plan) -> Tensor:
+    """(n,) squared gradient norms of one pass's examples (the diagonal of its own Gram)."""
+    return torch.diagonal(sum(contract(capture, capture, the_plan).values()))
 
 
 def all_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:

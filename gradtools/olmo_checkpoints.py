@@ -203,7 +203,8 @@ def olmo_to_llama(olmo_state: dict[str, torch.Tensor], model_config: dict,
     if missing:
         raise ValueError(f"the OLMo checkpoint lacks weights for {missing[:8]}")
     model.load_state_dict({k: v.to(dtype) for k, v in state.items()}, strict=False, assign=True)
-    model.tie_weights() if config.tie_word_embeddings else None
+    if config.tie_word_embeddings:
+        model.tie_weights()
     model.model.rotary_emb = type(model.model.rotary_emb)(config)  # its buffers were built on meta
     for name, param in model.named_parameters():
         if name.endswith("norm.weight") and not model_config["layer_norm_with_affine"]:
