@@ -14,7 +14,11 @@ Each measurement runs in its own process, so peak memory (peak RSS on CPU,
 ``max_memory_allocated`` on CUDA) is that method's alone, above the model and
 batch. Wall time is the median of ``--repeats`` runs after one warm-up run.
 The table goes to ``benchmarks/results/gram.{parquet,md}`` with ratios to the
-floor and to gradtools.
+floor, to gradtools and to the arithmetic bound (``time_vs_bound``): the Gram of n
+gradients over the P_G chosen parameters costs at least n^2 P_G / 2 multiply-adds
+(it is symmetric), the floor about 3 n S P_L (forward, and backward to inputs and
+weights, of the P_L parameters in linear layers), so at the floor's rate no method can
+take less than ``floor * (1 + n P_G / (6 S P_L))``.
 
     python benchmarks/gram.py                       # the full grid (CPU: ~10 minutes)
     python benchmarks/gram.py --sizes 1M --n 64     # one cell
@@ -126,6 +130,8 @@ def worker(size: str, n: int, seq: int, method: str, repeats: int, device: str, 
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     model, batch, layers = _setup(size, n, seq, device)
     params = sum(p.numel() for p in model.parameters())
+    gram_params = sum(p.numel() for m in layers.values() for p in m.parameters(recurse=False))
+    linear_params = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
     run = _method(method, model, batch, layers)
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     base = torch.cuda.memory_allocated() if device == "cuda" else _rss_mb()
@@ -142,11 +148,13 @@ def worker(size: str, n: int, seq: int, method: str, repeats: int, device: str, 
             sync()
             times.append(time.perf_counter() - start)
         times.sort()
-        return dict(params=params, time_s=times[len(times) // 2], peak_mb=max(peak, 0.0), status="ok")
+        return dict(params=params, gram_params=gram_params, linear_params=linear_params,
+                    time_s=times[len(times) // 2], peak_mb=max(peak, 0.0), status="ok")
     except (MemoryError, RuntimeError) as err:
         if "memory" not in str(err).lower() and not isinstance(err, MemoryError):
             raise
-        return dict(params=params, time_s=float("nan"), peak_mb=float("nan"),
+        return dict(params=params, gram_params=gram_params, linear_params=linear_params,
+                    time_s=float("nan"), peak_mb=float("nan"),
                     status=f"out of memory (limit {mem_limit_gb:g} GB)")
 
 
@@ -174,6 +182,9 @@ def ratios(df):
     ours.columns = ["gradtools_s", "gradtools_mb"]
     out = df.join(floor, on=key).join(ours, on=key)
     out["time_vs_floor"] = out.time_s / out.floor_s
+    bound = 1 + out.n * out.gram_params / (6 * out.seq * out.linear_params)
+    out["bound_vs_floor"] = bound
+    out["time_vs_bound"] = out.time_vs_floor / bound
     out["time_vs_gradtools"] = out.time_s / out.gradtools_s
     out["memory_vs_gradtools"] = out.peak_mb / out.gradtools_mb
     return out.drop(columns=["floor_s", "gradtools_s", "gradtools_mb"]).pipe(pd.DataFrame)
@@ -214,7 +225,7 @@ def main(argv=None) -> int:
     df = ratios(pd.DataFrame(rows))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     df.to_parquet(args.out.with_suffix(".parquet"), index=False)
-    cols = ["size", "params", "n", "method", "time_s", "peak_mb", "time_vs_floor",
+    cols = ["size", "params", "n", "method", "time_s", "peak_mb", "time_vs_floor", "time_vs_bound",
             "time_vs_gradtools", "memory_vs_gradtools", "status"]
     table = df[cols].to_markdown(index=False, floatfmt=".3g")
     header = f"device: {args.device}, threads: {_threads()}, seq: {args.seq}\n\n"

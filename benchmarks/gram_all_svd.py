@@ -20,6 +20,7 @@ gradtools' time in the same row group.
 from __future__ import annotations
 
 import argparse
+import resource
 import sys
 import time
 from pathlib import Path
@@ -87,8 +88,14 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--tag", default="", help="suffix of the result files (a partial grid)")
+    parser.add_argument("--mem-limit-gb", type=float, default=16.0,
+                        help="address-space limit: a method needing more is reported out of memory (nan), "
+                             "not killed with the whole run")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.mem_limit_gb:
+        limit = int(args.mem_limit_gb * 2**30)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     rows = []
     for size in args.sizes:
         model = tiny_causal_lm(VOCAB, context=16, n_heads=4, **SIZES[size])

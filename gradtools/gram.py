@@ -26,6 +26,7 @@ computed and ``.grad`` fields are left untouched.
 """
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
@@ -42,8 +43,8 @@ except ImportError:  # pragma: no cover - transformers is a dependency
 LINEAR_TYPES = (nn.Linear,) + ((Conv1D,) if Conv1D else ())
 GHOST_CHUNK_ELEMENTS = 2**25  # bound on the (rows*S) x (m*T) products of the ghost contraction
 MATERIALISE_MAX_ELEMENTS = 2**28  # never materialise more per-example gradient entries than this
-SYMMETRIC_CHUNKS, SYMMETRIC_MIN_N = 4, 64  # a square ghost Gram is built from 10 of its 16 blocks
-MEMORY_WEIGHT = 60  # cost of writing and re-reading one element, in multiply-adds (fitted on CPU)
+SYMMETRIC_CHUNKS, SYMMETRIC_MIN_N = 8, 64  # a square ghost Gram is built from 36 of its 64 blocks
+MEMORY_WEIGHT = 60  # cost of writing and re-reading one ghost token product, in multiply-adds (fitted on CPU)
 TOTAL = ""  # the key of a pass's Gram summed over layers (per_layer=False)
 ALL = "all"  # layers="all": every parameter that requires grad (gradtools.gram_all)
 
@@ -130,14 +131,15 @@ def _sequence(t: Tensor) -> Tensor:
 def _use_ghost(n: int, m: int, s: int, t: int, d_in: int, d_out: int, symmetric: bool = False) -> bool:
     """Whether the ghost contraction is cheaper than materialising, by a cost model.
 
-    Multiply-adds plus a memory term (MEMORY_WEIGHT per element written and read
-    again): the ghost writes n*m*S*T token products, materialising writes
-    (n+m)*d_in*d_out gradient entries; both measured to matter on CPU.
+    Multiply-adds plus a memory term for the ghost (MEMORY_WEIGHT per token
+    product written and read again). Materialised gradients go to a reused buffer,
+    where writing them costs no more than the multiply-adds that make them
+    (fitted on CPU: benchmarks/gram_cost_model.py).
     A square Gram's ghost computes only the blocks on and above the diagonal.
     """
-    share = 0.625 if symmetric and n >= SYMMETRIC_MIN_N else 1.0
+    share = (SYMMETRIC_CHUNKS + 1) / (2 * SYMMETRIC_CHUNKS) if symmetric and n >= SYMMETRIC_MIN_N else 1.0
     ghost = share * n * m * s * t * (d_in + d_out) + MEMORY_WEIGHT * n * m * s * t
-    materialise = ((n * s + m * t) + n * m + MEMORY_WEIGHT * (n + m)) * d_in * d_out
+    materialise = ((n * s + m * t) + n * m) * d_in * d_out
     too_big = max(n, m) * d_in * d_out > MATERIALISE_MAX_ELEMENTS
     return ghost <= materialise or too_big
 
@@ -152,7 +154,7 @@ def _ghost_cross(xa: Tensor, ga: Tensor, xb: Tensor, gb: Tensor) -> Tensor:
     for start in range(0, n, rows):
         xc, gc = xa[start:start + rows], ga[start:start + rows]
         c = xc.shape[0]
-        prod = (xc.reshape(c * s, -1) @ xb2.T) * (gc.reshape(c * s, -1) @ gb2.T)
+        prod = (xc.reshape(c * s, -1) @ xb2.T).mul_(gc.reshape(c * s, -1) @ gb2.T)
         out.append(prod.reshape(c, s, m, t).sum(dim=(1, 3)))
     return torch.cat(out)
 
@@ -162,9 +164,35 @@ def _ghost_diag(x: Tensor, g: Tensor) -> Tensor:
     return ((x @ x.transpose(1, 2)) * (g @ g.transpose(1, 2))).sum(dim=(1, 2))
 
 
-def _materialise(x: Tensor, g: Tensor) -> Tensor:
-    """Per-example weight gradients G_i^T X_i, flattened to (n, d_out * d_in)."""
-    return torch.einsum("nso,nsi->noi", g, x).reshape(x.shape[0], -1)
+def _materialise(x: Tensor, g: Tensor, scratch: "_Scratch | None" = None) -> Tensor:
+    """Per-example weight gradients G_i^T X_i, flattened to (n, d_out * d_in); into ``scratch`` if given."""
+    n, d_in, d_out = x.shape[0], x.shape[-1], g.shape[-1]
+    out = scratch.take((n, d_out, d_in), x) if scratch is not None else None
+    return torch.bmm(g.transpose(1, 2), x, out=out).reshape(n, -1)
+
+
+class _Scratch:
+    """One reusable buffer for a pass's materialised gradients: on CPU a fresh allocation of a
+    layer's (n, d_out * d_in) gradients costs more in page faults than the bmm that fills it."""
+
+    def __init__(self):
+        self.buffer: Tensor | None = None
+
+    def take(self, shape: tuple[int, ...], like: Tensor) -> Tensor:
+        size = math.prod(shape)
+        b = self.buffer
+        if b is None or b.numel() < size or b.dtype != like.dtype or b.device != like.device:
+            self.buffer = b = like.new_empty(size)
+        return b[:size].view(shape)
+
+
+def _weight_gram(x: Tensor, g: Tensor, scratch: "_Scratch | None" = None) -> Tensor:
+    """(n x n) Gram of one linear weight's per-example gradients, without bias."""
+    n, s, d_in = x.shape
+    if _use_ghost(n, n, s, s, d_in, g.shape[-1], symmetric=True):
+        return _symmetric(n, lambda r, c: _ghost_cross(x[r], g[r], x[c], g[c]), x)
+    p = _materialise(x, g, scratch)
+    return p @ p.T
 
 
 class _Features:
@@ -176,8 +204,8 @@ class _Features:
         self.grad = None if ghost else _materialise(x, g)
         self.bias = g.sum(dim=1) if bias else None
 
-    def cross(self, x: Tensor, g: Tensor) -> Tensor:
-        dot = _ghost_cross(self.x, self.g, x, g) if self.ghost else self.grad @ _materialise(x, g).T
+    def cross(self, x: Tensor, g: Tensor, scratch: "_Scratch | None" = None) -> Tensor:
+        dot = _ghost_cross(self.x, self.g, x, g) if self.ghost else self.grad @ _materialise(x, g, scratch).T
         if self.bias is not None:
             dot = dot + self.bias @ g.sum(dim=1).T
         return dot
@@ -196,25 +224,20 @@ def _symmetric(n: int, block: Callable[[slice, slice], Tensor], like: Tensor) ->
     return out
 
 
-def _self_dot(x: Tensor, g: Tensor, has_bias: bool) -> Tensor:
-    n, s, d_in = x.shape
-    if _use_ghost(n, n, s, s, d_in, g.shape[-1], symmetric=True):
-        dot = _symmetric(n, lambda r, c: _ghost_cross(x[r], g[r], x[c], g[c]), x)
-    else:  # one matmul: splitting it into blocks makes it memory-bound
-        p = _materialise(x, g)
-        dot = p @ p.T
+def _self_dot(x: Tensor, g: Tensor, has_bias: bool, scratch: "_Scratch | None" = None) -> Tensor:
+    dot = _weight_gram(x, g, scratch)
     if has_bias:
         b = g.sum(dim=1)
         dot = dot + b @ b.T
     return dot
 
 
-def _diag(x: Tensor, g: Tensor, has_bias: bool) -> Tensor:
+def _diag(x: Tensor, g: Tensor, has_bias: bool, scratch: "_Scratch | None" = None) -> Tensor:
     n, s, d_in = x.shape
     if _use_ghost(n, n, s, s, d_in, g.shape[-1]):
         sq = _ghost_diag(x, g)
     else:
-        sq = _materialise(x, g).square().sum(dim=1)
+        sq = _materialise(x, g, scratch).square().sum(dim=1)
     if has_bias:
         sq = sq + g.sum(dim=1).square().sum(dim=1)
     return sq
@@ -256,6 +279,7 @@ class _Pass:
         self.sqnorm: Tensor | None = None
         self.calls: dict[str, int] = {}
         self.seq_lengths: set[int] = set()  # S of the (n, S, d) layer inputs, for token-flattened layers
+        self.scratch: _Scratch | None = _Scratch()  # released when the backward ends
 
     @property
     def dot(self) -> Tensor | None:
@@ -274,11 +298,11 @@ class _Pass:
         x = examples_first(name, x, self.n, self.seq_lengths)
         g = examples_first(name, g, self.n, self.seq_lengths).to(x.dtype)
         if self.mode == "self":
-            self._add_dot(name, _self_dot(x, g, has_bias))
+            self._add_dot(name, _self_dot(x, g, has_bias, self.scratch))
         elif self.mode == "cross":
-            self._add_dot(name, self.stored[name].cross(x, g))
+            self._add_dot(name, self.stored[name].cross(x, g, self.scratch))
         if self.mode != "self":
-            self._add("sqnorm", _diag(x, g, has_bias))
+            self._add("sqnorm", _diag(x, g, has_bias, self.scratch))
         if self.store:
             n, s, d_in = x.shape
             ghost = _use_ghost(n, n, s, s, d_in, g.shape[-1])
@@ -337,6 +361,7 @@ def _run_pass(model, loss_fn, batch, layers, pass_: _Pass) -> _Pass:
     if not losses.requires_grad:
         raise ValueError("loss_fn's losses do not depend on the chosen layers (no gradient)")
     torch.autograd.grad(losses.sum(), anchor, allow_unused=True)
+    pass_.scratch = None
     return pass_
 
 
@@ -588,7 +613,8 @@ def _weighted_gradients(model, loss_fn, batch, params: list[Tensor], weights: Te
 
 
 def gradient_svd(model: nn.Module, loss_fn: LossFn, batch, k: int, *,
-                 layers: Iterable[str | nn.Module] | None = None, block_size: int | None = None) -> GradientSVD:
+                 layers: Iterable[str | nn.Module] | None = None, block_size: int | None = None,
+                 center: bool = False) -> GradientSVD:
     r"""Top-``k`` singular values and right singular vectors of the per-example gradient matrix, without
     per-example backward passes.
 
@@ -600,9 +626,14 @@ def gradient_svd(model: nn.Module, loss_fn: LossFn, batch, k: int, *,
     the SED basis of per-example gradients). The mean gradient is the gradient of
     :math:`\frac{1}{n}\sum_i L_i`.
 
+    With ``center=True`` the SVD is of the centred matrix :math:`C G`, :math:`C = I - \mathbf{1}\mathbf{1}^\top / n`
+    (each example's gradient minus the mean, as the gradient-SED paper's per-example SVD): its
+    Gram is :math:`C G G^\top C` and the weights become :math:`C U_k \Sigma_k^{-1}`.
+
     Args:
         k: how many singular triplets, at most n.
         layers, block_size: as in :func:`gradient_gram`.
+        center: the SVD of the per-example gradients minus their mean.
 
     Raises:
         ValueError when ``k`` exceeds n, or the gradients have fewer than ``k`` non-zero singular values.
@@ -613,16 +644,24 @@ def gradient_svd(model: nn.Module, loss_fn: LossFn, batch, k: int, *,
                          "values; ask for 1 <= k <= n")
     chosen = resolve_layers(model, layers)
     gram = gradient_gram(model, loss_fn, batch, layers=list(chosen), block_size=block_size).dot
+    dtype, gram = gram.dtype, gram.double()  # a dense n x n eigh: float64 costs nothing here
+    if center:
+        gram = gram - gram.mean(dim=0, keepdim=True)
+        gram = gram - gram.mean(dim=1, keepdim=True)
     eigenvalues, eigenvectors = torch.linalg.eigh(gram)  # ascending
     values = eigenvalues.flip(0)[:k].clamp_min(0).sqrt()
     left = eigenvectors.flip(1)[:, :k]
-    tolerance = values[0] * n * torch.finfo(values.dtype).eps ** 0.5 if values[0] > 0 else 1.0
+    tolerance = values[0] * n * torch.finfo(dtype).eps ** 0.5 if values[0] > 0 else 1.0
     if values[-1] <= tolerance:
         raise ValueError(f"the per-example gradients have fewer than k={k} non-zero singular values "
                          f"(the {k}-th is {values[-1].item():.3g}); ask for fewer")
     names, params = zip(*[(f"{name}.{p_name}", p) for name, m in chosen.items()
                           for p_name, p in m.named_parameters(recurse=False)])
-    weights = torch.cat([(left / values).T, torch.full((1, n), 1.0 / n, dtype=left.dtype, device=left.device)])
+    scaled = left / values
+    if center:
+        scaled = scaled - scaled.mean(dim=0, keepdim=True)  # C U_k S_k^-1
+    weights = torch.cat([scaled.T, torch.full((1, n), 1.0 / n, dtype=left.dtype, device=left.device)])
     rows = _weighted_gradients(model, loss_fn, batch, list(params), weights, block_size)
+    values, left = values.to(dtype), left.to(dtype)
     return GradientSVD(values=values, vectors=rows[:k], left=left, mean=rows[k], names=list(names),
                        shapes=[p.shape for p in params])

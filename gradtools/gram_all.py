@@ -186,11 +186,12 @@ def _shaped(capture: _Capture, use: Use, f: Features) -> Features:
 
 def _linear_weight(a: Features, b: Features) -> Tensor:
     """Ghost contraction or materialised per-example gradients, whichever the cost model prefers."""
+    if a is b:
+        return g_._weight_gram(a.a, a.g)
     (n, s, d_in), (m, t, d_out) = a.a.shape, b.g.shape
-    if g_._use_ghost(n, m, s, t, d_in, d_out, symmetric=a is b):
+    if g_._use_ghost(n, m, s, t, d_in, d_out):
         return g_._ghost_cross(a.a, a.g, b.a, b.g)
-    pa = g_._materialise(a.a, a.g)
-    return pa @ (pa if a is b else g_._materialise(b.a, b.g)).T
+    return g_._materialise(a.a, a.g) @ g_._materialise(b.a, b.g).T
 
 
 def _embedding(a: Features, b: Features) -> Tensor:

@@ -176,6 +176,24 @@ def per_example_attention_gradients(model: ModularTransformer, names: list[str],
     return torch.cat(out)
 
 
+def per_example_svd(model: ModularTransformer, names: list[str], x: Tensor, y: Tensor, k: int = 3,
+                    op_index: int = 0) -> tuple[Tensor, Tensor]:
+    """:func:`per_example_svd_basis` of the per-example attention gradients of head ``op_index``, without
+    per-example passes: the Gram and k + 1 weighted backwards (:func:`gradtools.gradient_svd`)."""
+    from .gram import gradient_svd
+
+    layers = list(dict.fromkeys(name.rsplit(".", 1)[0] for name in names))
+    device = next(model.parameters()).device
+
+    def losses(m, batch):
+        return nn.functional.cross_entropy(m(batch[0])[:, op_index], batch[1], reduction="none")
+
+    svd = gradient_svd(model, losses, (x.to(device), y.to(device)), k, layers=layers, center=True)
+    if svd.names != list(names):
+        raise ValueError(f"`names` must be whole linear layers' weights and biases in model order; got {names}")
+    return svd.mean, svd.vectors
+
+
 def per_example_svd_basis(grads: Tensor, k: int = 3) -> tuple[Tensor, Tensor]:
     """The mean gradient (D,) and the top-k right singular vectors (k, D) of the centred (n, D) matrix."""
     mean = grads.mean(0)

@@ -23,7 +23,7 @@ from .modular_arithmetic import (OPS, ModelConfig, ModularTransformer, TrainConf
                                  attention_parameter_names, modular_data, train)
 from .projected_step import CONDITIONS, ProjectedStep
 from .sed import (attention_gradients, attention_vector, coupling_at_checkpoint, coupling_curve,
-                  per_example_attention_gradients, per_example_svd_basis, probe_pairs, random_unit_directions,
+                  per_example_svd, probe_pairs, random_unit_directions,
                   rolling_svd_basis, update_rows)
 
 DATA_SEED = 0  # one fixed train/test split for every model seed: seeds vary init and batch order only
@@ -157,8 +157,7 @@ def per_example_table(model: ModularTransformer, names: list[str], run: Training
     out = []
     for phase, t in phases.items():
         model.load_state_dict(run.checkpoints[t][1])
-        per_ex = per_example_attention_gradients(model, names, batch[0], batch[1][:, 0])
-        mean, top = per_example_svd_basis(per_ex, k)
+        mean, top = per_example_svd(model, names, batch[0], batch[1][:, 0], k)
         dirs = {"mean gradient": mean[None], f"per-example SVD top-{k}": top,
                 "W = 1": normalised(gradient_rows)[t],
                 f"W = {window} top-{k}": rolling_svd_basis(gradient_rows, t, window, k)}

@@ -48,3 +48,24 @@ def test_bad_k_is_a_clear_error(mlp):
     same = (x[:1].expand(3, -1, -1).clone(), y[:1].expand(3, -1, -1).clone())  # rank 1
     with pytest.raises(ValueError, match="fewer than k=2 non-zero singular values"):
         gradient_svd(mlp, squared_error, same, 2)
+
+
+@pytest.mark.parametrize("block_size", [None, 4])
+def test_centred_svd_matches_dense_svd_of_centred_gradients(tiny_lm, block_size):
+    batch = token_batch(9)
+    P = per_example_gradients(tiny_lm, sequence_losses, batch)
+    result = gradient_svd(tiny_lm, sequence_losses, batch, 3, center=True, block_size=block_size)
+    U, S, Vh = torch.linalg.svd(P - P.mean(0), full_matrices=False)
+    assert ((result.values - S[:3]).abs() / S[:3]).max() < 1e-10
+    assert (result.vectors.T @ result.vectors - Vh[:3].T @ Vh[:3]).abs().max() < 1e-10
+    assert torch.allclose(result.mean, P.mean(0), rtol=1e-12, atol=1e-14)
+    # uncentred and centred differ here (the mean is not small): the option is not a no-op
+    assert (gradient_svd(tiny_lm, sequence_losses, batch, 3).values - result.values).abs().max() > 1e-6
+
+
+def test_centred_rank_is_one_less(mlp):
+    """n examples centred span at most n - 1 directions: asking for n is a clear error."""
+    x, y = torch.randn(4, 2, 5, dtype=torch.float64), torch.randn(4, 2, 3, dtype=torch.float64)
+    gradient_svd(mlp, squared_error, (x, y), 3, center=True)
+    with pytest.raises(ValueError, match="fewer than k=4 non-zero singular values"):
+        gradient_svd(mlp, squared_error, (x, y), 4, center=True)

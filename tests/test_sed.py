@@ -169,6 +169,10 @@ def test_per_example_gradients_and_basis(tiny):
     mean, basis = sed.per_example_svd_basis(g, 3)
     torch.testing.assert_close(mean, g.mean(0))
     _same_subspace_rows(basis, torch.linalg.svd(g - g.mean(0), full_matrices=False)[2][:3])
+    # study 4's path: the same mean and basis from the Gram, without per-example passes
+    fast_mean, fast_basis = sed.per_example_svd(model, names, x, y, 3, op_index=1)
+    torch.testing.assert_close(fast_mean, g.mean(0), atol=1e-12, rtol=1e-10)
+    _same_subspace_rows(fast_basis, basis)
 
 
 def test_attention_gradients_per_op_and_total(tiny):
