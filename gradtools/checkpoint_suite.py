@@ -52,9 +52,16 @@ class SuiteRecipe:
     lr: float = 3e-3
     warmup_frac: float = 0.05
     final_lr_frac: float = 0.1
+    schedule: str = "cosine"           # "cosine" (warmup_cosine) or "trapezoid" (the paper's: warmup_trapezoid)
+    warmup_steps: int | None = None    # trapezoid: warm-up steps (None: warmup_frac * steps)
+    cooldown_frac: float = 0.0         # trapezoid: linear cool-down to 0 over this share of the steps (paper: none)
     weight_decay: float = 0.1
     grad_clip: float = 1.0
     seed: int = 0
+
+    def __post_init__(self):
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; choose from {SCHEDULES}")
 
 
 def suite_dir(profile: str = "default", name: str = "checkpoint_suite") -> Path:
@@ -74,6 +81,35 @@ def warmup_cosine(steps: int, warmup_frac: float = 0.05, final_frac: float = 0.1
         progress = min(1.0, (step - warm) / max(1, steps - warm))
         return final_frac + (1 - final_frac) * 0.5 * (1 + math.cos(math.pi * progress))
     return factor
+
+
+def warmup_trapezoid(steps: int, warmup_steps: int, cooldown_frac: float = 0.0) -> Callable[[int], float]:
+    """LR factor of the shared-gradient paper's suite: linear warm-up over ``warmup_steps``, then constant
+    (the paper analyses no cool-down); with ``cooldown_frac`` > 0, linear to 0 over the last share of steps."""
+    warm = max(1, warmup_steps)
+    cool = round(cooldown_frac * steps)
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        if cool and step >= steps - cool:
+            return max(0.0, (steps - step) / cool)
+        return 1.0
+    return factor
+
+
+SCHEDULES = ("cosine", "trapezoid")
+RECIPE_DEFAULTS = {"schedule": "cosine", "warmup_steps": None, "cooldown_frac": 0.0}  # fields added after suites were cached
+
+
+def lr_schedule(recipe: "SuiteRecipe") -> Callable[[int], float]:
+    """The recipe's LR factor by step."""
+    if recipe.schedule == "cosine":
+        return warmup_cosine(recipe.steps, recipe.warmup_frac, recipe.final_lr_frac)
+    if recipe.schedule == "trapezoid":
+        warm = recipe.warmup_steps if recipe.warmup_steps is not None else round(recipe.warmup_frac * recipe.steps)
+        return warmup_trapezoid(recipe.steps, warm, recipe.cooldown_frac)
+    raise ValueError(f"unknown schedule {recipe.schedule!r}; choose from {SCHEDULES}")
 
 
 def checkpoint_schedule(steps: int, windows: list[tuple[int, int, int]]) -> list[int]:
@@ -143,7 +179,7 @@ def check_cached_recipe(out: Path, recipe: SuiteRecipe, shape: dict) -> None:
     """Stop if ``out`` (one size) was trained with another recipe or shape than asked."""
     if not (out / "recipe.json").exists():
         return
-    saved = json.loads((out / "recipe.json").read_text())
+    saved = {**RECIPE_DEFAULTS, **json.loads((out / "recipe.json").read_text())}
     wanted = {**asdict(recipe), **shape}
     differ = {k: (saved.get(k), v) for k, v in wanted.items() if saved.get(k) != v}
     if differ:
@@ -175,7 +211,7 @@ def train_size(folder: str | Path, size: str, shape: dict, recipe: SuiteRecipe,
     log = train_causal_lm(model, batch_fn, mean_token_loss, steps=recipe.steps,
                           checkpoint_steps=checkpoint_steps, out_dir=out, lr=recipe.lr,
                           weight_decay=recipe.weight_decay, grad_clip=recipe.grad_clip,
-                          lr_lambda=warmup_cosine(recipe.steps, recipe.warmup_frac, recipe.final_lr_frac),
+                          lr_lambda=lr_schedule(recipe),
                           progress=progress)
     log["size"] = size
     save_table(log, log_path)

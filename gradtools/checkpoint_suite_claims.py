@@ -113,14 +113,22 @@ def load_recipe_probes(path=PROBES_PATH) -> pd.DataFrame:
         return pd.DataFrame(columns=["run", "corpus", "size", "steps", "lr", "step", "metric", "value"])
 
 
+def run_seeds(probes: pd.DataFrame) -> dict[str, int]:
+    """Each probed run's seed: its ``seed`` column where recorded (gradtools.suite_search), else the search log's."""
+    seeds = {r: PROBE_SEEDS.get(r, 0) for r in probes.run}
+    if "seed" in probes:
+        seeds.update({r: int(s) for r, s in probes.groupby("run").seed.first().dropna().items()})
+    return seeds
+
+
 def probe_runs(probes: pd.DataFrame, *, size: str, lr: float, steps: int, corpus: int) -> pd.DataFrame:
     """The probed runs of one recipe (size, peak lr, steps, corpus version): columns run, seed."""
     if probes.empty:
         return pd.DataFrame(columns=["run", "seed"])
     match = probes[(probes["size"] == size) & np.isclose(probes.lr, lr) & (probes.steps == steps)
                    & (probes.corpus == corpus)]
-    runs = list(dict.fromkeys(match.run))
-    return pd.DataFrame({"run": runs, "seed": [PROBE_SEEDS.get(r, 0) for r in runs]})
+    runs, seeds = list(dict.fromkeys(match.run)), run_seeds(probes)
+    return pd.DataFrame({"run": runs, "seed": [seeds[r] for r in runs]})
 
 
 def seed_table(wide: pd.DataFrame, size: str, seed: int, probes: pd.DataFrame, *, lr: float, steps: int,
@@ -180,10 +188,10 @@ def probe_summary(probes: pd.DataFrame, chance: float) -> pd.DataFrame:
     if probes.empty:
         return pd.DataFrame()
     by = ("run", "corpus", "size", "lr", "steps")
-    rows = []
+    rows, seeds = [], run_seeds(probes)
     for key, g in capability_wide(probes, by=by).groupby(list(by), sort=False):
         win, last = last_window(g), g.sort_values("step").iloc[-1]
-        rows.append(dict(zip(by, key), seed=PROBE_SEEDS.get(key[0], 0), last_step=int(last.step),
+        rows.append(dict(zip(by, key), seed=seeds[key[0]], last_step=int(last.step),
                          ioi_loss=last.ioi_loss, ioi_name_loss=last.ioi_name_loss, ioi_copy_loss=last.ioi_copy_loss,
                          ioi_rank_accuracy=last.ioi_rank_accuracy, gt_prob_diff=last.gt_prob_diff,
                          oml_accuracy=last.oml_accuracy, ioi_holds=bool(ioi_passes(win).all()),

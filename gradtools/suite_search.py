@@ -1,0 +1,101 @@
+"""Recipe search for the checkpoint suite (notebook 00): probe runs trained outside the notebook.
+
+A probe run trains one size with one recipe (peak lr, seed, schedule, steps) into
+``data/cache/<profile>/suite_search/<run>/<size>``, evaluates every saved checkpoint on the
+held-out prompt sets of :func:`gradtools.checkpoint_suite.evaluation_datasets`, and records the
+metrics in ``data/suite_recipe_probes.parquet`` (tidy: run, corpus, size, steps, lr, seed,
+schedule, step, metric, value), which notebook 00's seed study and claims read. Training
+resumes from the last checkpoint after an interruption; recording replaces the run's rows.
+
+    python -m gradtools.suite_search --run P --size d64-L2 --d-model 64 --n-layers 2 --n-heads 4 \\
+        --lr 2e-3 --seed 1 --schedule trapezoid --warmup-steps 2000
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+
+from . import checkpoint_suite as cs
+from .cache import save_table
+from .checkpoint_suite_claims import PROBE_SEEDS, PROBES_PATH
+from .paths import cache_dir
+from .suite_corpus import VERSION as CORPUS_VERSION
+from .word_tokenizer import load_word_tokenizer
+
+COLUMNS = ["run", "corpus", "size", "steps", "lr", "seed", "schedule", "step", "metric", "value"]
+
+
+def probe(folder: Path, run: str, size: str, shape: dict, recipe: cs.SuiteRecipe, every: int = 500,
+          n_prompts: int = 500, progress: bool = True) -> pd.DataFrame:
+    """Train ``size`` with ``recipe`` into ``folder/run`` (checkpoints every ``every`` steps) and evaluate
+    every checkpoint; tidy rows in :data:`COLUMNS` order."""
+    if every < 1 or recipe.steps % every:
+        raise ValueError(f"every={every} must divide steps={recipe.steps}")
+    out = Path(folder) / run
+    out.mkdir(parents=True, exist_ok=True)
+    cs.train_size(out, size, shape, recipe, list(range(0, recipe.steps + 1, every)), progress=progress)
+    tokenizer = load_word_tokenizer(out / "tokenizer.json")
+    metrics = cs.evaluate_size(out, size, cs.evaluation_datasets(tokenizer, n_prompts, n_prompts), progress)
+    return metrics.assign(run=run, corpus=CORPUS_VERSION, steps=recipe.steps, lr=recipe.lr, seed=recipe.seed,
+                          schedule=recipe.schedule)[COLUMNS]
+
+
+def with_recipe_columns(probes: pd.DataFrame) -> pd.DataFrame:
+    """Probes recorded before seeds and schedules were columns: seed from the search log, cosine schedule."""
+    probes = probes.copy()
+    if "seed" not in probes:
+        probes["seed"] = probes.run.map(lambda r: PROBE_SEEDS.get(r, 0))
+    if "schedule" not in probes:
+        probes["schedule"] = "cosine"
+    probes["seed"] = probes.seed.astype(int)
+    return probes[COLUMNS]
+
+
+def record(rows: pd.DataFrame, path: Path = PROBES_PATH) -> pd.DataFrame:
+    """Replace the rows of ``rows``' (run, size) pairs in the probes table at ``path`` (atomic write)."""
+    old = with_recipe_columns(pd.read_parquet(path)) if Path(path).exists() else pd.DataFrame(columns=COLUMNS)
+    keys = set(zip(rows.run, rows["size"]))
+    keep = old[[(r, s) not in keys for r, s in zip(old.run, old["size"])]]
+    table = pd.concat([keep, rows[COLUMNS]], ignore_index=True) if len(keep) else rows[COLUMNS].reset_index(drop=True)
+    save_table(table, path)
+    return table
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", required=True, help="the run's name in the probes table (e.g. P)")
+    parser.add_argument("--size", required=True, help="the size's name, e.g. d64-L2")
+    parser.add_argument("--d-model", type=int, required=True)
+    parser.add_argument("--n-layers", type=int, required=True)
+    parser.add_argument("--n-heads", type=int, default=4)
+    parser.add_argument("--lr", type=float, required=True)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=cs.SuiteRecipe.steps)
+    parser.add_argument("--batch-size", type=int, default=cs.SuiteRecipe.batch_size)
+    parser.add_argument("--schedule", choices=cs.SCHEDULES, default="cosine")
+    parser.add_argument("--warmup-steps", type=int, default=None)
+    parser.add_argument("--cooldown-frac", type=float, default=0.0)
+    parser.add_argument("--every", type=int, default=500, help="checkpoint and evaluate every this many steps")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (one run per core)")
+    parser.add_argument("--folder", type=Path, default=None, help="default: data/cache/default/suite_search")
+    parser.add_argument("--out", type=Path, default=PROBES_PATH)
+    args = parser.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    recipe = replace(cs.SuiteRecipe(), lr=args.lr, seed=args.seed, steps=args.steps, batch_size=args.batch_size,
+                     schedule=args.schedule, warmup_steps=args.warmup_steps, cooldown_frac=args.cooldown_frac)
+    shape = dict(d_model=args.d_model, n_layers=args.n_layers, n_heads=args.n_heads)
+    folder = args.folder or cache_dir("default") / "suite_search"
+    rows = probe(folder, args.run, args.size, shape, recipe, every=args.every)
+    record(rows, args.out)
+    print(f"recorded {len(rows)} rows of run {args.run} ({args.size}) in {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""The suite's trapezoidal schedule and the recipe-search probe runs (gradtools.suite_search)."""
+import json
+
+import pandas as pd
+import pytest
+
+from gradtools import checkpoint_suite as cs
+from gradtools import suite_search
+
+TINY = dict(vocab_size=600, n_stories=300, wiki_chars=10_000, context=16, batch_size=4)
+
+
+def test_trapezoid_warms_up_holds_and_cools_down():
+    f = cs.warmup_trapezoid(100, 10)
+    assert [f(s) for s in (0, 4, 9)] == pytest.approx([0.1, 0.5, 1.0])
+    assert all(f(s) == 1.0 for s in range(10, 100))  # the paper's: no cool-down
+    g = cs.warmup_trapezoid(100, 10, cooldown_frac=0.2)
+    assert g(79) == 1.0 and g(80) == pytest.approx(1.0) and g(90) == pytest.approx(0.5) and g(99) == pytest.approx(0.05)
+
+
+def test_recipe_picks_its_schedule_and_refuses_an_unknown_one():
+    r = cs.SuiteRecipe(steps=1000, schedule="trapezoid", warmup_steps=200)
+    f = cs.lr_schedule(r)
+    assert f(99) == pytest.approx(0.5) and f(999) == 1.0
+    assert cs.lr_schedule(cs.SuiteRecipe(steps=1000, schedule="trapezoid"))(24) == pytest.approx(0.5)  # 5% warm-up
+    c = cs.SuiteRecipe(steps=1000)
+    assert cs.lr_schedule(c)(500) == pytest.approx(cs.warmup_cosine(1000, c.warmup_frac, c.final_lr_frac)(500))
+    with pytest.raises(ValueError, match="unknown schedule 'wsd'"):
+        cs.SuiteRecipe(schedule="wsd")
+
+
+def test_a_suite_cached_before_schedules_were_recorded_is_still_reused(tmp_path):
+    recipe = cs.SuiteRecipe(**TINY, steps=2)
+    shape = dict(d_model=8, n_layers=1, n_heads=2)
+    cs.train_size(tmp_path, "s", shape, recipe, [2], progress=False)
+    saved = json.loads((tmp_path / "s" / "recipe.json").read_text())
+    for key in cs.RECIPE_DEFAULTS:
+        del saved[key]
+    (tmp_path / "s" / "recipe.json").write_text(json.dumps(saved))
+    cs.train_size(tmp_path, "s", shape, recipe, [2], progress=False)  # the defaults match: reused
+    with pytest.raises(ValueError, match="another recipe"):
+        cs.train_size(tmp_path, "s", shape, cs.SuiteRecipe(**TINY, steps=2, schedule="trapezoid"), [2])
+
+
+def test_probe_trains_evaluates_and_records(tmp_path):
+    recipe = cs.SuiteRecipe(**TINY, steps=4, schedule="trapezoid", warmup_steps=2, seed=3)
+    rows = suite_search.probe(tmp_path, "P", "tiny", dict(d_model=8, n_layers=1, n_heads=2), recipe, every=2,
+                              n_prompts=20, progress=False)
+    assert list(rows.columns) == suite_search.COLUMNS
+    assert sorted(rows.step.unique()) == [0, 2, 4] and rows.value.notna().all()
+    assert set(rows.seed) == {3} and set(rows.schedule) == {"trapezoid"} and set(rows.run) == {"P"}
+    # an older table without seed / schedule columns: filled from the search log, then P replaced
+    path = tmp_path / "probes.parquet"
+    old = rows.drop(columns=["seed", "schedule"]).assign(run="M")
+    pd.concat([old, rows.drop(columns=["seed", "schedule"]).assign(value=-1.0)]).to_parquet(path)
+    table = suite_search.record(rows, path)
+    assert set(table[table.run == "M"].seed) == {1} and set(table[table.run == "M"].schedule) == {"cosine"}
+    assert table[table.run == "P"].value.tolist() == rows.value.tolist() and len(table) == 2 * len(rows)
+    pd.testing.assert_frame_equal(pd.read_parquet(path), table)
+    with pytest.raises(ValueError, match="must divide"):
+        suite_search.probe(tmp_path, "Q", "tiny", dict(d_model=8, n_layers=1, n_heads=2), recipe, every=3)
