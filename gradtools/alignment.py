@@ -138,6 +138,50 @@ def destructive_interference(contributions: Tensor, batch_size: int) -> pd.DataF
     return pd.DataFrame(rows)
 
 
+def _batched(contributions: Tensor, batch_size: int) -> Tensor:
+    """(batches, batch_size) consecutive groups of the contributions (a last partial group is dropped)."""
+    c = contributions.double().cpu()
+    batches = len(c) // batch_size
+    if batches == 0:
+        raise ValueError(f"{len(c)} contributions make no batch of {batch_size}; pass more training sequences")
+    return c[:batches * batch_size].view(batches, batch_size)
+
+
+def sign_null(contributions: Tensor, batch_size: int, draws: int = 2000, seed: int = 0) -> pd.DataFrame:
+    r"""DI against its null: the same magnitudes :math:`|c_j|` with independent random signs.
+
+    Random signs are what "no systematic direction" means for a batch: its DI is then
+    :math:`1 - |\sum_j s_j |c_j|| / \sum_j |c_j|`, which is large for a batch of many comparable
+    contributions by cancellation alone. Per batch (as :func:`destructive_interference`): ``di``,
+    ``null_mean`` (the expected DI under random signs, over ``draws`` seeded draws) and ``null_p``
+    (the share of draws whose DI is at least the observed one: small means the batch cancels
+    more than chance would).
+    """
+    c = _batched(contributions, batch_size)
+    a = c.abs()
+    total = a.sum(dim=1).clamp_min(torch.finfo(a.dtype).tiny)
+    observed = 1 - c.sum(dim=1).abs() / total
+    gen = torch.Generator().manual_seed(seed)
+    signs = torch.randint(0, 2, (draws, *a.shape), generator=gen).to(a.dtype) * 2 - 1
+    null = 1 - (signs * a).sum(dim=2).abs() / total  # (draws, batches)
+    return pd.DataFrame(dict(batch=range(len(c)), di=observed.numpy(), null_mean=null.mean(dim=0).numpy(),
+                             null_p=(null >= observed).to(a.dtype).mean(dim=0).numpy()))
+
+
+def interference_by_batch_size(contributions: Tensor, batch_sizes: list[int], draws: int = 2000,
+                               seed: int = 0) -> pd.DataFrame:
+    """Per batch size: mean DI, its random-sign null (:func:`sign_null`), the share of batches whose step
+    lowers the loss (``sum_c > 0``), and how many batches the contributions make."""
+    rows = []
+    for size in batch_sizes:
+        null = sign_null(contributions, size, draws, seed)
+        c = _batched(contributions, size)
+        rows.append(dict(batch_size=size, batches=len(c), di_mean=null.di.mean(), null_mean=null.null_mean.mean(),
+                         di_minus_null=(null.di - null.null_mean).mean(), null_p_median=null.null_p.median(),
+                         lowering_share=(c.sum(dim=1) > 0).double().mean().item()))
+    return pd.DataFrame(rows)
+
+
 # ---------------------------------------------------------------- unembedding clustering
 
 def mean_pairwise_row_cosine(weight: Tensor, rows: Tensor) -> float:
