@@ -328,6 +328,37 @@ def ioi_rand(tokenizer, n: int = 1000, seed: int = 0) -> PromptDataset:
     return base.with_targets("ioi_rand", t, [f"<{i}>" for i in t])
 
 
+def frequency_matched_pool(counts: Tensor, reference_ids: list[int], exclude: set[int],
+                           per_reference: int = 5) -> list[int]:
+    """Tokens as frequent in a corpus as the reference tokens: for each reference token, the
+    ``per_reference`` tokens nearest to it in log count (``counts``: (V,) corpus counts), leaving out
+    ``exclude`` and unseen tokens. Sorted, without repeats."""
+    if len(counts) == 0 or not reference_ids:
+        raise ValueError("a frequency-matched pool needs corpus token counts and reference tokens")
+    log = torch.log(counts.double().clamp_min(1))
+    allowed = (counts > 0).clone()
+    allowed[list(exclude)] = False
+    if int(allowed.sum()) < per_reference:
+        raise ValueError(f"only {int(allowed.sum())} seen tokens outside the excluded ones; cannot match frequencies")
+    pool = set()
+    for r in reference_ids:
+        distance = (log - log[r]).abs().masked_fill(~allowed, float("inf"))
+        pool.update(torch.topk(distance, per_reference, largest=False).indices.tolist())
+    return sorted(pool)
+
+
+def ioi_rand_freq(tokenizer, n: int = 1000, seed: int = 0, *, counts: Tensor) -> PromptDataset:
+    """IOI prompts, target a random token as frequent in the training corpus as the names
+    (:func:`frequency_matched_pool` of the names the prompts use, names left out): the control that
+    separates "the gradients push up rare tokens" from "they push up names"."""
+    base = _ioi_base(tokenizer, n, seed, NAMES, IOI_TEMPLATES, announce=False)
+    name_ids = list(single_token_ids(tokenizer, base.words["name"], what="name").values())
+    pool = frequency_matched_pool(counts, name_ids, exclude=set(name_ids))
+    rng = random.Random(seed + 4)
+    t = [rng.choice(pool) for _ in range(len(base))]
+    return base.with_targets("ioi_rand_freq", t, [f"<{i}>" for i in t])
+
+
 def ioi_name(tokenizer, n: int = 1000, seed: int = 0) -> PromptDataset:
     """IOI prompts, target a random name other than [A] and [B], from the names the prompts use."""
     base = _ioi_base(tokenizer, n, seed, NAMES, IOI_TEMPLATES, announce=False)

@@ -311,3 +311,31 @@ def test_a_target_that_is_not_one_token_still_stops(tok):
             task(no_42)
     # the same tokenizers still build the tasks that do not need the missing target
     assert len(pdata.gt(no_may, 5)) == 5 and len(pdata.oml(no_42)) == 34 * 12
+
+
+def test_frequency_matched_pool_takes_the_nearest_counts_and_leaves_out_references():
+    counts = torch.tensor([0, 1000, 990, 1010, 10, 12, 5000, 1000, 3])
+    pool = pdata.frequency_matched_pool(counts, reference_ids=[1], exclude={1}, per_reference=3)
+    assert pool == [2, 3, 7]  # the three counts nearest 1000 (log scale), not 1 itself, not unseen 0
+    pool = pdata.frequency_matched_pool(counts, reference_ids=[1, 4], exclude={1, 4}, per_reference=2)
+    assert pool == [3, 5, 7, 8]  # nearest 1000: 7 (equal), then 1010 (nearer than 990 in log); nearest 10: 5, 8
+    assert 1 not in pool and 4 not in pool and 0 not in pool
+    with pytest.raises(ValueError, match="cannot match"):
+        pdata.frequency_matched_pool(torch.tensor([0, 5, 0]), [1], exclude={1}, per_reference=2)
+
+
+def test_ioi_rand_freq_targets_are_as_frequent_as_the_names(tok):
+    ds = pdata.ioi(tok, 60, seed=3)
+    name_ids = sorted(pdata.single_token_ids(tok, ds.words["name"], what="name").values())
+    gen = torch.Generator().manual_seed(0)
+    counts = torch.randint(1, 50, (tok.get_vocab_size(),), generator=gen)
+    counts[name_ids] = torch.randint(400, 600, (len(name_ids),), generator=gen)
+    others = [i for i in range(tok.get_vocab_size()) if i not in name_ids][:5 * len(name_ids)]
+    counts[others] = torch.randint(400, 600, (len(others),), generator=gen)  # enough non-names as frequent
+    freq = pdata.ioi_rand_freq(tok, 60, seed=3, counts=counts)
+    assert freq.prompts == ds.prompts
+    targets = freq.targets.tolist()
+    assert not set(targets) & set(name_ids)
+    lo, hi = counts[name_ids].min().item(), counts[name_ids].max().item()
+    assert all(lo * 0.5 <= counts[t].item() <= hi * 2 for t in targets)  # the uniform control would not be
+    assert len(set(targets)) > 5
