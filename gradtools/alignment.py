@@ -60,16 +60,18 @@ def _model_batch(model: nn.Module, ds: PromptDataset) -> dict[str, Tensor]:
 
 
 def pairwise_cosines(model: nn.Module, ds: PromptDataset, other: PromptDataset | None = None, *,
-                     block_size: int | None = None) -> Tensor:
+                     block_size: int | None = None, layers=None) -> Tensor:
     """Cosines of per-example target-loss gradients over the pairs :math:`i \\ne j`, flat.
 
     Without ``other``: the n(n-1)/2 pairs ``i < j`` of ``ds``. With ``other`` (the same
     number of prompts, in the same order): the n(n-1) pairs ``(i of ds, j of other)``,
-    ``i != j``. Gradients w.r.t. the default layers of :func:`gradtools.gradient_gram`.
+    ``i != j``. Gradients w.r.t. ``layers`` as in :func:`gradtools.gradient_gram` (default: the
+    paper's non-embedding linear layers; ``"all"``: every parameter, for appendix D.2's check).
     """
     batch = _model_batch(model, ds)
     if other is None:
-        return gradient_gram(model, sequence_losses, batch, block_size=block_size).offdiagonal_cosines()
+        return gradient_gram(model, sequence_losses, batch, block_size=block_size,
+                             layers=layers).offdiagonal_cosines()
     if len(other) != len(ds):
         raise ValueError(f"cross alignment pairs prompt i of {ds.name} with prompt j != i of {other.name}; "
                          f"they need the same number of prompts ({len(ds)} vs {len(other)})")
@@ -77,7 +79,7 @@ def pairwise_cosines(model: nn.Module, ds: PromptDataset, other: PromptDataset |
     width = max(batch["input_ids"].shape[1], max(len(p) + 1 for p in other.prompts))
     ob = _model_batch(model, other)
     batch, ob = _pad_to(batch, width), _pad_to(ob, width)
-    cos = gradient_gram(model, sequence_losses, batch, other=ob, block_size=block_size).cosine()
+    cos = gradient_gram(model, sequence_losses, batch, other=ob, block_size=block_size, layers=layers).cosine()
     n = len(ds)
     return cos[~torch.eye(n, dtype=torch.bool, device=cos.device)]
 
@@ -94,6 +96,17 @@ def alignment_metrics(cosines: Tensor) -> dict[str, float]:
     """``cos_mean`` and ``cos_std`` (population std) of a flat tensor of pairwise cosines."""
     cosines = cosines.double()
     return {"cos_mean": cosines.mean().item(), "cos_std": cosines.std(unbiased=False).item()}
+
+
+def parameter_set_agreement(model: nn.Module, ds: PromptDataset, *, block_size: int | None = None) -> dict[str, float]:
+    """Appendix D.2: does alignment over the non-embedding linear layers (the paper's default) agree
+    with alignment over every parameter? ``cos_mean`` of each, and the Pearson correlation of the
+    pairwise cosines (``pair_correlation``) across the n(n-1)/2 pairs."""
+    part = pairwise_cosines(model, ds, block_size=block_size).double()
+    full = pairwise_cosines(model, ds, block_size=block_size, layers="all").double()
+    corr = torch.corrcoef(torch.stack([part, full]))[0, 1].item() if len(part) > 1 else float("nan")
+    return {"cos_mean_nonembedding": part.mean().item(), "cos_mean_all": full.mean().item(),
+            "pair_correlation": corr}
 
 
 # ---------------------------------------------------------------- destructive interference

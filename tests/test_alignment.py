@@ -9,7 +9,8 @@ import torch
 from gradtools import per_example_gradients
 from gradtools import prompt_datasets as pdata
 from gradtools.alignment import (checkpoint_table, destructive_interference, interference_by_batch_size,
-                                 ioi_contributions, mean_token_losses, pairwise_cosines, sign_null,
+                                 ioi_contributions, mean_token_losses, pairwise_cosines, parameter_set_agreement,
+                                 sign_null,
                                  unembedding_clustering)
 from gradtools.checkpoint_sources import open_source
 from gradtools.gram import default_layers
@@ -204,3 +205,17 @@ def test_interference_by_batch_size_rows():
     assert t.di_mean.tolist() == pytest.approx([0.0, 1 - 16 / 48])
     assert t.lowering_share.tolist() == [0.5, 1.0]
     assert t.di_minus_null.tolist() == pytest.approx((t.di_mean - t.null_mean).tolist())
+
+
+def test_parameter_set_agreement_against_the_loop(model, tok):
+    """Appendix D.2: cosines over every parameter (embeddings, norms, unembedding included) by the loop."""
+    ioi = pdata.ioi(tok, 6, seed=2)
+    i, j = torch.triu_indices(6, 6, offset=1)
+    part = loop_cosines(model, ioi.batch())[i, j]
+    g = per_example_gradients(model, sequence_losses, ioi.batch(), layers="all")
+    full = (torch.nn.functional.normalize(g, dim=1) @ torch.nn.functional.normalize(g, dim=1).T)[i, j]
+    got = parameter_set_agreement(model, ioi)
+    assert got["cos_mean_nonembedding"] == pytest.approx(part.mean().item(), abs=1e-10)
+    assert got["cos_mean_all"] == pytest.approx(full.mean().item(), abs=1e-10)
+    assert got["pair_correlation"] == pytest.approx(torch.corrcoef(torch.stack([part, full]))[0, 1].item(), abs=1e-9)
+    assert abs(got["cos_mean_all"] - got["cos_mean_nonembedding"]) > 1e-6  # the parameter sets differ
