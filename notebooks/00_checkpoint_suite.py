@@ -177,6 +177,19 @@ for s in suite_corpus.stories(6, seed=11):
 # is `batch_size` windows of `context` tokens cut at random offsets of the two streams;
 # the loss is the mean next-token cross-entropy over all tokens. A trained size is
 # read back from the cache; an interrupted one resumes.
+#
+# Deviations from the paper's suite (the zsl checkpoints of Mircea et al., the paper's table 1 and
+# the paragraph above it), beside the paper's value:
+#
+# | setting | this suite (default profile) | the paper |
+# |---|---|---|
+# | sizes | d32-L2, d64-L2 (GPT-NeoX, MLP 4 x d_model) | 14M-472M, d_model 256-2048, 4-16 layers, MLP = d_model (OLMo) |
+# | corpus | generated stories (IOI, GT, OML shapes among others) + a Wikipedia excerpt, word-level tokenizer of 2048 | OLMo-7B-0724's training data |
+# | peak lr | 2e-3 | 1.3e-3 (14M) to 4.9e-4 (472M) |
+# | schedule | 5% linear warm-up, cosine to 10% of the peak (`recipe.schedule = "cosine"`) | trapezoidal: 2000-step linear warm-up, no cool-down within the 2^18 steps considered (`schedule = "trapezoid"`, `warmup_steps = 2000`: available, and tried in the recipe search, `gradtools.suite_search`) |
+# | batch | 16 x 64 = 1024 tokens | 0.5M tokens |
+# | steps | 12000 | 2^18 (about 262K) |
+#
 # A size may set its own peak learning rate (`lr` in its entry of `sizes`; recorded in its
 # `recipe.json`). `workers` sizes train at once, each in its own process on one core
 # (`checkpoint_suite.train_sizes`); every size's cached recipe is checked before any training.

@@ -361,7 +361,10 @@ else:
 # * `ioi_loss_half_drop`: first step at which the IOI loss has made half of its fall from its
 #   highest value (after step 0) to its final value; `ioi_margin_half_rise`: the same for the
 #   IOI-specific margin `IOI-name loss - IOI loss`; `ioi_learned`: the margin ends at 0.5 nats or more
-#   (issue 6's threshold); `name_diverges`, `copy_diverges`: the step from which the control's loss
+#   (issue 6's threshold). Here IOI-name loss is the mean loss of the IOI-name control's targets (one
+#   random other name per prompt: the gradients need one target), an unbiased estimate of notebook
+#   00's IOI-name loss, which is the exact expectation over the other names, so the two notebooks'
+#   margins agree up to that sampling noise; `name_diverges`, `copy_diverges`: the step from which the control's loss
 #   stays 0.5 nats above IOI's;
 # * for every dataset, the shape of its alignment curve: `*_align_first`, the **early peak**
 #   (`*_align_peak`, `_peak_step`: the first maximum that the curve falls back from by 40% of its
