@@ -1,0 +1,48 @@
+"""Where a capability forms, and which checkpoints to measure there (study 1, notebooks 00 and 01).
+
+The paper's central claim is about timing: alignment rises *before and with* the task's loss
+drop. Log-spaced checkpoints leave the few thousand steps where a capability forms nearly
+empty, so notebook 01 measures every saved checkpoint inside each emergence window, plus
+log-spaced ones elsewhere.
+
+A window is where a curve (e.g. the IOI margin, IOI-name loss minus IOI loss) makes the middle
+of its rise: from the step at which it has made ``lo`` (10%) of the rise to the step at which
+it has made ``hi`` (90%). The rise runs from the curve's lowest value before its end level to its
+end level (the mean over the last ``tail`` steps, so one noisy last checkpoint does not move it).
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from .checkpoint_sources import log_spaced_subset
+
+
+def rise_window(curve: pd.DataFrame, lo: float = 0.1, hi: float = 0.9, tail: int = 1000,
+                falling: bool = False) -> tuple[int, int] | None:
+    """``(start, end)`` steps of the middle of a curve's rise (``falling``: of its fall); None if it
+    does not rise (its end level is not above its lowest value before the end).
+
+    ``curve``: columns ``step`` and ``value`` (one metric of one size)."""
+    if not 0 <= lo < hi <= 1:
+        raise ValueError(f"need 0 <= lo < hi <= 1, got lo={lo}, hi={hi}")
+    c = curve.sort_values("step")
+    steps, values = c.step.to_numpy(), c.value.to_numpy() * (-1 if falling else 1)
+    if len(steps) < 2:
+        return None
+    end = values[steps >= steps[-1] - tail].mean()
+    before = steps < steps[-1] - tail
+    if not before.any():
+        return None
+    low_at = int(values[before].argmin())
+    base = values[low_at]
+    if end <= base:
+        return None
+    reached = lambda share: next(int(s) for s, v in zip(steps[low_at:], values[low_at:])  # noqa: E731
+                                 if v >= base + share * (end - base))
+    return reached(lo), reached(hi)
+
+
+def windowed_steps(available: list[int], windows: list[tuple[int, int]], log_spaced: int) -> list[int]:
+    """Every available step inside a window (inclusive), and ``log_spaced`` log-spaced ones over all."""
+    inside = {s for s in available for a, b in windows if a <= s <= b}
+    return sorted(inside | set(log_spaced_subset(sorted(available), log_spaced)))

@@ -1,0 +1,42 @@
+"""Emergence windows (10%-90% of a rise) and the checkpoints measured inside them."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from gradtools.emergence_windows import rise_window, windowed_steps
+
+
+def curve(steps, values):
+    return pd.DataFrame({"step": steps, "value": values})
+
+
+def test_window_of_a_logistic_rise():
+    steps = np.arange(0, 12001, 250)
+    values = 1 / (1 + np.exp(-(steps - 6500) / 300.0))  # 0 -> 1 around step 6500
+    start, end = rise_window(curve(steps, values))
+    # 10% and 90% of a logistic: centre -/+ 300 ln 9 = 6500 -/+ 659, on the 250-step grid
+    assert start == 6000 and end == 7250
+
+
+def test_window_starts_after_a_dip_and_ignores_a_noisy_last_point():
+    steps = np.arange(0, 10001, 500)
+    values = np.interp(steps, [0, 3000, 5000, 7000, 10000], [0.0, -1.0, -1.0, 3.0, 3.0])
+    values[-1] = 0.0  # one bad last checkpoint: the end level is the mean over the last 1000 steps
+    start, end = rise_window(curve(steps, values))
+    assert (start, end) == (5500, 6500)  # from -1 (the dip) to the end level 2.0: 10% is -0.7, 90% 1.7
+
+
+def test_no_rise_and_falling_curves():
+    steps = np.arange(0, 5001, 500)
+    assert rise_window(curve(steps, 5 - steps / 1000)) is None  # only falls
+    # falls 5 -> 0; end level 0.5 (mean of steps 4000-5000): 10% of the fall at 4.55 (step 500), 90% at 0.95 (4500)
+    assert rise_window(curve(steps, 5 - steps / 1000), falling=True) == (500, 4500)
+    with pytest.raises(ValueError, match="lo < hi"):
+        rise_window(curve(steps, steps), lo=0.9, hi=0.1)
+
+
+def test_windowed_steps_keep_every_step_inside_and_log_spaced_outside():
+    available = list(range(0, 12001, 250))
+    chosen = windowed_steps(available, [(6000, 7250)], log_spaced=10)
+    assert set(range(6000, 7251, 250)) <= set(chosen)
+    assert 0 in chosen and 12000 in chosen and len(chosen) <= 6 + 10
