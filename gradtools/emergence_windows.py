@@ -18,9 +18,10 @@ from .checkpoint_sources import log_spaced_subset
 
 
 def rise_window(curve: pd.DataFrame, lo: float = 0.1, hi: float = 0.9, tail: int = 1000,
-                falling: bool = False) -> tuple[int, int] | None:
+                falling: bool = False, min_rise: float = 0.0) -> tuple[int, int] | None:
     """``(start, end)`` steps of the middle of a curve's rise (``falling``: of its fall); None if it
-    does not rise (its end level is not above its lowest value before the end).
+    does not rise by more than ``min_rise`` (e.g. 0.5 nats of IOI margin: a size that never learns
+    IOI has a rise of noise only).
 
     ``curve``: columns ``step`` and ``value`` (one metric of one size)."""
     if not 0 <= lo < hi <= 1:
@@ -35,7 +36,7 @@ def rise_window(curve: pd.DataFrame, lo: float = 0.1, hi: float = 0.9, tail: int
         return None
     low_at = int(values[before].argmin())
     base = values[low_at]
-    if end <= base:
+    if end - base <= min_rise:
         return None
     reached = lambda share: next(int(s) for s, v in zip(steps[low_at:], values[low_at:])  # noqa: E731
                                  if v >= base + share * (end - base))

@@ -31,6 +31,8 @@ def test_no_rise_and_falling_curves():
     assert rise_window(curve(steps, 5 - steps / 1000)) is None  # only falls
     # falls 5 -> 0; end level 0.5 (mean of steps 4000-5000): 10% of the fall at 4.55 (step 500), 90% at 0.95 (4500)
     assert rise_window(curve(steps, 5 - steps / 1000), falling=True) == (500, 4500)
+    noise = 0.01 * np.sin(steps)  # a size that never learns: its "rise" is noise
+    assert rise_window(curve(steps, noise)) is not None and rise_window(curve(steps, noise), min_rise=0.5) is None
     with pytest.raises(ValueError, match="lo < hi"):
         rise_window(curve(steps, steps), lo=0.9, hi=0.1)
 
