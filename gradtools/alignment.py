@@ -102,11 +102,15 @@ def parameter_set_agreement(model: nn.Module, ds: PromptDataset, *, block_size: 
     """Appendix D.2: does alignment over the non-embedding linear layers (the paper's default) agree
     with alignment over every parameter? ``cos_mean`` of each, and the Pearson correlation of the
     pairwise cosines (``pair_correlation``) across the n(n-1)/2 pairs."""
-    part = pairwise_cosines(model, ds, block_size=block_size).double()
-    full = pairwise_cosines(model, ds, block_size=block_size, layers="all").double()
+    part = pairwise_cosines(model, ds, block_size=block_size)
+    return {"cos_mean_nonembedding": part.double().mean().item(),
+            **_agreement(part, pairwise_cosines(model, ds, block_size=block_size, layers="all"))}
+
+
+def _agreement(part: Tensor, full: Tensor) -> dict[str, float]:
+    part, full = part.double(), full.double()
     corr = torch.corrcoef(torch.stack([part, full]))[0, 1].item() if len(part) > 1 else float("nan")
-    return {"cos_mean_nonembedding": part.mean().item(), "cos_mean_all": full.mean().item(),
-            "pair_correlation": corr}
+    return {"cos_mean_all": full.mean().item(), "pair_correlation": corr}
 
 
 # ---------------------------------------------------------------- destructive interference
@@ -226,14 +230,18 @@ def checkpoint_table(model: nn.Module, datasets: dict[str, PromptDataset], *,
                      cross: list[tuple[str, str]] = (), training: dict[str, Tensor] | None = None,
                      interference_dataset: str = "ioi", training_batch_size: int = 16,
                      name_ids: Tensor | None = None, two_digit_ids: Tensor | None = None,
-                     block_size: int | None = None) -> pd.DataFrame:
+                     block_size: int | None = None, interference_batch_sizes: tuple[int, ...] = (),
+                     all_parameters: bool = False) -> pd.DataFrame:
     """All study-1 measurements of one model, as a tidy table ``(dataset, metric, value)``.
 
     * each dataset: ``loss``, ``prob``, ``cos_mean``, ``cos_std``;
     * each ``(a, b)`` in ``cross``: dataset ``"a x b"``, ``cos_mean``, ``cos_std``;
     * ``training`` given: dataset ``"training x <interference_dataset>"``, ``di_mean``, ``di_std``
       (over batches of ``training_batch_size``), ``lowering_share`` (share of batches whose step
-      lowers that loss, ``sum_c > 0``), ``sum_c_mean``;
+      lowers that loss, ``sum_c > 0``), ``sum_c_mean``, ``di_null_mean`` (:func:`sign_null`); for each
+      of ``interference_batch_sizes``, ``di_mean_b<B>``, ``di_null_mean_b<B>``, ``lowering_share_b<B>``;
+    * ``all_parameters``: each dataset also ``cos_mean_all`` and ``pair_correlation`` (appendix D.2,
+      :func:`parameter_set_agreement`);
     * ``name_ids`` given: dataset ``"name unembeddings"``, ``names``, ``random``, ``excess``;
     * ``two_digit_ids`` given and a ``gt`` dataset: ``gt`` ``prob_diff`` (Hanna et al.).
     """
@@ -244,15 +252,23 @@ def checkpoint_table(model: nn.Module, datasets: dict[str, PromptDataset], *,
 
     for name, ds in datasets.items():
         add(name, loss_metrics(model, ds))
-        add(name, alignment_metrics(pairwise_cosines(model, ds, block_size=block_size)))
+        cosines = pairwise_cosines(model, ds, block_size=block_size)
+        add(name, alignment_metrics(cosines))
+        if all_parameters:
+            add(name, _agreement(cosines, pairwise_cosines(model, ds, block_size=block_size, layers="all")))
     for a, b in cross:
         add(f"{a} x {b}", alignment_metrics(pairwise_cosines(model, datasets[a], datasets[b], block_size=block_size)))
     if training is not None:
         c = ioi_contributions(model, training, datasets[interference_dataset], block_size=block_size)
         di = destructive_interference(c, training_batch_size)
+        by_size = interference_by_batch_size(c, [training_batch_size, *interference_batch_sizes])
         add(f"training x {interference_dataset}", {
             "di_mean": di.di.mean(), "di_std": di.di.std(ddof=0), "lowering_share": (di.sum_c > 0).mean(),
-            "sum_c_mean": di.sum_c.mean()})
+            "sum_c_mean": di.sum_c.mean(), "di_null_mean": by_size.null_mean.iloc[0]})
+        for r in by_size.iloc[1:].itertuples():
+            add(f"training x {interference_dataset}", {f"di_mean_b{r.batch_size}": r.di_mean,
+                                                        f"di_null_mean_b{r.batch_size}": r.null_mean,
+                                                        f"lowering_share_b{r.batch_size}": r.lowering_share})
     if name_ids is not None:
         add("name unembeddings", unembedding_clustering(model, name_ids))
     if two_digit_ids is not None and "gt" in datasets:

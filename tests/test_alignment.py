@@ -219,3 +219,21 @@ def test_parameter_set_agreement_against_the_loop(model, tok):
     assert got["cos_mean_all"] == pytest.approx(full.mean().item(), abs=1e-10)
     assert got["pair_correlation"] == pytest.approx(torch.corrcoef(torch.stack([part, full]))[0, 1].item(), abs=1e-9)
     assert abs(got["cos_mean_all"] - got["cos_mean_nonembedding"]) > 1e-6  # the parameter sets differ
+
+
+def test_checkpoint_table_null_batch_sizes_and_all_parameters(model, tok):
+    datasets = {"ioi": pdata.ioi(tok, 5, seed=4)}
+    ids = torch.randint(2, VOCAB, (8, 10), generator=torch.Generator().manual_seed(2))
+    training = {"input_ids": ids, "labels": ids.clone(), "attention_mask": torch.ones_like(ids)}
+    table = checkpoint_table(model, datasets, training=training, training_batch_size=2,
+                             interference_batch_sizes=(8,), all_parameters=True)
+    got = table.set_index(["dataset", "metric"]).value
+    c = ioi_contributions(model, training, datasets["ioi"])
+    assert got["training x ioi", "di_null_mean"] == pytest.approx(sign_null(c, 2).null_mean.mean())
+    assert got["training x ioi", "di_mean_b8"] == pytest.approx(destructive_interference(c, 8).di.mean())
+    assert got["training x ioi", "lowering_share_b8"] == float(c.sum() > 0)
+    agree = parameter_set_agreement(model, datasets["ioi"])
+    assert got["ioi", "cos_mean_all"] == pytest.approx(agree["cos_mean_all"], abs=1e-12)
+    assert got["ioi", "pair_correlation"] == pytest.approx(agree["pair_correlation"], abs=1e-12)
+    plain = checkpoint_table(model, datasets, training=training, training_batch_size=2)
+    assert "cos_mean_all" not in set(plain.metric) and "di_mean_b8" not in set(plain.metric)
