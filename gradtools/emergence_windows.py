@@ -47,3 +47,23 @@ def windowed_steps(available: list[int], windows: list[tuple[int, int]], log_spa
     """Every available step inside a window (inclusive), and ``log_spaced`` log-spaced ones over all."""
     inside = {s for s in available for a, b in windows if a <= s <= b}
     return sorted(inside | set(log_spaced_subset(sorted(available), log_spaced)))
+
+
+# the curve whose rise marks each capability's emergence, and the least rise that counts
+CAPABILITY_CURVES = {"ioi": ("ioi_margin", 0.5), "gt": ("gt_prob_diff", 0.1), "oml": ("oml_accuracy", 0.2)}
+
+
+def capability_windows(wide: pd.DataFrame, lo: float = 0.1, hi: float = 0.9, tail: int = 1000) -> pd.DataFrame:
+    """Per size and capability (:data:`CAPABILITY_CURVES`), the :func:`rise_window` of its curve.
+
+    ``wide``: one row per (size, step) with the metric columns of
+    :func:`gradtools.checkpoint_suite_claims.capability_wide` (``ioi_margin``, ``gt_prob_diff``,
+    ``oml_accuracy``). Rows: size, capability, metric, start, end (a size with no rise has none)."""
+    rows = []
+    for size, g in wide.groupby("size", sort=False):
+        for capability, (metric, min_rise) in CAPABILITY_CURVES.items():
+            window = rise_window(g[["step", metric]].rename(columns={metric: "value"}), lo, hi, tail,
+                                 min_rise=min_rise)
+            if window:
+                rows.append(dict(size=size, capability=capability, metric=metric, start=window[0], end=window[1]))
+    return pd.DataFrame(rows, columns=["size", "capability", "metric", "start", "end"])

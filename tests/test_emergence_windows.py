@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gradtools.emergence_windows import rise_window, windowed_steps
+from gradtools.emergence_windows import capability_windows, rise_window, windowed_steps
 
 
 def curve(steps, values):
@@ -42,3 +42,14 @@ def test_windowed_steps_keep_every_step_inside_and_log_spaced_outside():
     chosen = windowed_steps(available, [(6000, 7250)], log_spaced=10)
     assert set(range(6000, 7251, 250)) <= set(chosen)
     assert 0 in chosen and 12000 in chosen and len(chosen) <= 6 + 10
+
+
+def test_capability_windows_per_size():
+    steps = np.arange(0, 12001, 250)
+    rise = 1 / (1 + np.exp(-(steps - 6500) / 300.0))
+    learns = pd.DataFrame({"size": "big", "step": steps, "ioi_margin": 3 * rise, "gt_prob_diff": 0.6 * rise,
+                           "oml_accuracy": 0.05 + 0 * steps})
+    flat = learns.assign(size="small", ioi_margin=0.01 * np.sin(steps))
+    table = capability_windows(pd.concat([learns, flat]))
+    assert table[["size", "capability", "start", "end"]].values.tolist() == [
+        ["big", "ioi", 6000, 7250], ["big", "gt", 6000, 7250], ["small", "gt", 6000, 7250]]
