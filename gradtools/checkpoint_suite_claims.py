@@ -105,34 +105,51 @@ def emergence_table(wide: pd.DataFrame, chance: float, wall: dict | None = None)
     return pd.DataFrame(rows).astype({c: "Int64" for c in steps})
 
 
+PROBE_COLUMNS = ["run", "corpus", "size", "steps", "lr", "seed", "schedule", "batch_size", "step", "metric", "value"]
+
+
 def load_recipe_probes(path=PROBES_PATH) -> pd.DataFrame:
-    """The committed recipe-search probes (runs trained outside the notebook); empty if the file is absent."""
+    """The committed recipe-search probes (runs trained outside the notebook, :mod:`gradtools.suite_search`),
+    with :func:`recipe_columns`; empty if the file is absent."""
     try:
-        return pd.read_parquet(path)
+        return recipe_columns(pd.read_parquet(path))
     except FileNotFoundError:
-        return pd.DataFrame(columns=["run", "corpus", "size", "steps", "lr", "step", "metric", "value"])
+        return pd.DataFrame(columns=PROBE_COLUMNS)
+
+
+def recipe_columns(probes: pd.DataFrame) -> pd.DataFrame:
+    """Runs recorded before seeds, schedules and batch sizes were columns get them from the search log
+    (:data:`PROBE_SEEDS`), the cosine schedule and batch 16 they all used."""
+    probes = probes.copy()
+    if "seed" not in probes:
+        probes["seed"] = probes.run.map(lambda r: PROBE_SEEDS.get(r, 0))
+    if "schedule" not in probes:
+        probes["schedule"] = "cosine"
+    if "batch_size" not in probes:
+        probes["batch_size"] = 16
+    return probes.astype({"seed": int, "batch_size": int})
 
 
 def run_seeds(probes: pd.DataFrame) -> dict[str, int]:
-    """Each probed run's seed: its ``seed`` column where recorded (gradtools.suite_search), else the search log's."""
-    seeds = {r: PROBE_SEEDS.get(r, 0) for r in probes.run}
-    if "seed" in probes:
-        seeds.update({r: int(s) for r, s in probes.groupby("run").seed.first().dropna().items()})
-    return seeds
+    """Each probed run's seed (:func:`recipe_columns`)."""
+    return {r: int(s) for r, s in recipe_columns(probes).groupby("run", sort=False).seed.first().items()}
 
 
-def probe_runs(probes: pd.DataFrame, *, size: str, lr: float, steps: int, corpus: int) -> pd.DataFrame:
-    """The probed runs of one recipe (size, peak lr, steps, corpus version): columns run, seed."""
+def probe_runs(probes: pd.DataFrame, *, size: str, lr: float, steps: int, corpus: int, schedule: str = "cosine",
+               batch_size: int = 16) -> pd.DataFrame:
+    """The probed runs of one recipe (size, peak lr, steps, corpus version, schedule, batch size; runs
+    as :func:`load_recipe_probes` gives them): columns run, seed."""
     if probes.empty:
         return pd.DataFrame(columns=["run", "seed"])
+    probes = recipe_columns(probes)
     match = probes[(probes["size"] == size) & np.isclose(probes.lr, lr) & (probes.steps == steps)
-                   & (probes.corpus == corpus)]
+                   & (probes.corpus == corpus) & (probes.schedule == schedule) & (probes.batch_size == batch_size)]
     runs, seeds = list(dict.fromkeys(match.run)), run_seeds(probes)
     return pd.DataFrame({"run": runs, "seed": [seeds[r] for r in runs]})
 
 
 def seed_table(wide: pd.DataFrame, size: str, seed: int, probes: pd.DataFrame, *, lr: float, steps: int,
-               corpus: int, chance: float) -> pd.DataFrame:
+               corpus: int, chance: float, schedule: str = "cosine", batch_size: int = 16) -> pd.DataFrame:
     """Per seed of the recipe: this suite's ``size`` (``seed``, its own checkpoints, source ``suite``)
     and every probed run of the same recipe with another seed (source ``probe <run>``).
 
@@ -140,7 +157,7 @@ def seed_table(wide: pd.DataFrame, size: str, seed: int, probes: pd.DataFrame, *
     ioi_margin_min, gt_min/max, oml_min, ioi_holds / gt_holds / oml_holds (the threshold holds at every
     checkpoint of the window), ioi_final_passes (at the last checkpoint alone)."""
     parts = [("suite", seed, wide[wide["size"] == size])]
-    runs = probe_runs(probes, size=size, lr=lr, steps=steps, corpus=corpus)
+    runs = probe_runs(probes, size=size, lr=lr, steps=steps, corpus=corpus, schedule=schedule, batch_size=batch_size)
     if len(runs):
         pw = capability_wide(probes[probes.run.isin(runs.run) & (probes["size"] == size)], by=("run",))
         parts += [(f"probe {r.run}", r.seed, pw[pw.run == r.run]) for r in runs.itertuples() if r.seed != seed]
@@ -187,7 +204,8 @@ def probe_summary(probes: pd.DataFrame, chance: float) -> pd.DataFrame:
     each threshold holds at every probed checkpoint of the last :data:`WINDOW` steps."""
     if probes.empty:
         return pd.DataFrame()
-    by = ("run", "corpus", "size", "lr", "steps")
+    probes = recipe_columns(probes)
+    by = ("run", "corpus", "size", "lr", "steps", "schedule", "batch_size")
     rows, seeds = [], run_seeds(probes)
     for key, g in capability_wide(probes, by=by).groupby(list(by), sort=False):
         win, last = last_window(g), g.sort_values("step").iloc[-1]

@@ -4,7 +4,7 @@ A probe run trains one size with one recipe (peak lr, seed, schedule, steps) int
 ``data/cache/<profile>/suite_search/<run>/<size>``, evaluates every saved checkpoint on the
 held-out prompt sets of :func:`gradtools.checkpoint_suite.evaluation_datasets`, and records the
 metrics in ``data/suite_recipe_probes.parquet`` (tidy: run, corpus, size, steps, lr, seed,
-schedule, step, metric, value), which notebook 00's seed study and claims read. Training
+schedule, batch_size, step, metric, value), which notebook 00's seed study and claims read. Training
 resumes from the last checkpoint after an interruption; recording replaces the run's rows.
 
     python -m gradtools.suite_search --run P --size d64-L2 --d-model 64 --n-layers 2 --n-heads 4 \\
@@ -21,13 +21,10 @@ import pandas as pd
 
 from . import checkpoint_suite as cs
 from .cache import save_table
-from .checkpoint_suite_claims import PROBE_SEEDS, PROBES_PATH
+from .checkpoint_suite_claims import PROBE_COLUMNS as COLUMNS, PROBES_PATH, load_recipe_probes
 from .paths import cache_dir
 from .suite_corpus import VERSION as CORPUS_VERSION
 from .word_tokenizer import load_word_tokenizer
-
-COLUMNS = ["run", "corpus", "size", "steps", "lr", "seed", "schedule", "step", "metric", "value"]
-
 
 def probe(folder: Path, run: str, size: str, shape: dict, recipe: cs.SuiteRecipe, every: int = 500,
           n_prompts: int = 500, progress: bool = True) -> pd.DataFrame:
@@ -41,23 +38,12 @@ def probe(folder: Path, run: str, size: str, shape: dict, recipe: cs.SuiteRecipe
     tokenizer = load_word_tokenizer(out / "tokenizer.json")
     metrics = cs.evaluate_size(out, size, cs.evaluation_datasets(tokenizer, n_prompts, n_prompts), progress)
     return metrics.assign(run=run, corpus=CORPUS_VERSION, steps=recipe.steps, lr=recipe.lr, seed=recipe.seed,
-                          schedule=recipe.schedule)[COLUMNS]
-
-
-def with_recipe_columns(probes: pd.DataFrame) -> pd.DataFrame:
-    """Probes recorded before seeds and schedules were columns: seed from the search log, cosine schedule."""
-    probes = probes.copy()
-    if "seed" not in probes:
-        probes["seed"] = probes.run.map(lambda r: PROBE_SEEDS.get(r, 0))
-    if "schedule" not in probes:
-        probes["schedule"] = "cosine"
-    probes["seed"] = probes.seed.astype(int)
-    return probes[COLUMNS]
+                          schedule=recipe.schedule, batch_size=recipe.batch_size)[COLUMNS]
 
 
 def record(rows: pd.DataFrame, path: Path = PROBES_PATH) -> pd.DataFrame:
     """Replace the rows of ``rows``' (run, size) pairs in the probes table at ``path`` (atomic write)."""
-    old = with_recipe_columns(pd.read_parquet(path)) if Path(path).exists() else pd.DataFrame(columns=COLUMNS)
+    old = load_recipe_probes(path)
     keys = set(zip(rows.run, rows["size"]))
     keep = old[[(r, s) not in keys for r, s in zip(old.run, old["size"])]]
     table = pd.concat([keep, rows[COLUMNS]], ignore_index=True) if len(keep) else rows[COLUMNS].reset_index(drop=True)

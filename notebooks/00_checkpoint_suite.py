@@ -309,7 +309,8 @@ largest = list(cfg.sizes)[-1]
 largest_recipe, _ = cs.size_recipe(recipe, cfg.sizes[largest])
 probes = csc.load_recipe_probes()
 seeds = csc.seed_table(wide, largest, recipe.seed, probes, lr=largest_recipe.lr, steps=recipe.steps,
-                       corpus=suite_corpus.VERSION, chance=chance)
+                       corpus=suite_corpus.VERSION, chance=chance, schedule=recipe.schedule,
+                       batch_size=recipe.batch_size)
 wider = csc.wider_runs(probes, largest, steps=recipe.steps, corpus=suite_corpus.VERSION)
 display(seeds.round(3))
 claims = fidelity.save_claims("00_checkpoint_suite", csc.claims(emergence, seeds, wider), profile)

@@ -46,7 +46,7 @@ def test_probe_trains_evaluates_and_records(tmp_path):
     recipe = cs.SuiteRecipe(**TINY, steps=4, schedule="trapezoid", warmup_steps=2, seed=3)
     rows = suite_search.probe(tmp_path, "P", "tiny", dict(d_model=8, n_layers=1, n_heads=2), recipe, every=2,
                               n_prompts=20, progress=False)
-    assert list(rows.columns) == suite_search.COLUMNS
+    assert list(rows.columns) == suite_search.COLUMNS and set(rows.batch_size) == {4}
     assert sorted(rows.step.unique()) == [0, 2, 4] and rows.value.notna().all()
     assert set(rows.seed) == {3} and set(rows.schedule) == {"trapezoid"} and set(rows.run) == {"P"}
     # an older table without seed / schedule columns: filled from the search log, then P replaced
