@@ -13,6 +13,7 @@ resumes from the last checkpoint after an interruption; recording replaces the r
 from __future__ import annotations
 
 import argparse
+import fcntl
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -42,7 +43,14 @@ def probe(folder: Path, run: str, size: str, shape: dict, recipe: cs.SuiteRecipe
 
 
 def record(rows: pd.DataFrame, path: Path = PROBES_PATH) -> pd.DataFrame:
-    """Replace the rows of ``rows``' (run, size) pairs in the probes table at ``path`` (atomic write)."""
+    """Replace the rows of ``rows``' (run, size) pairs in the probes table at ``path`` (atomic write, under
+    a lock file: runs side by side may finish at the same moment)."""
+    with open(Path(path).with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _replace_rows(rows, path)
+
+
+def _replace_rows(rows: pd.DataFrame, path: Path) -> pd.DataFrame:
     old = load_recipe_probes(path)
     keys = set(zip(rows.run, rows["size"]))
     keep = old[[(r, s) not in keys for r, s in zip(old.run, old["size"])]]
