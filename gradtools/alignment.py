@@ -172,7 +172,7 @@ def sign_null(contributions: Tensor, batch_size: int, draws: int = 2000, seed: i
     contributions by cancellation alone. Per batch (as :func:`destructive_interference`): ``di``,
     ``null_mean`` (the expected DI under random signs, over ``draws`` seeded draws) and ``null_p``
     (the share of draws whose DI is at least the observed one: small means the batch cancels
-    more than chance would).
+    more than chance would), and ``sum_c``.
     """
     c = _batched(contributions, batch_size)
     a = c.abs()
@@ -181,7 +181,8 @@ def sign_null(contributions: Tensor, batch_size: int, draws: int = 2000, seed: i
     gen = torch.Generator().manual_seed(seed)
     signs = torch.randint(0, 2, (draws, *a.shape), generator=gen).to(a.dtype) * 2 - 1
     null = 1 - (signs * a).sum(dim=2).abs() / total  # (draws, batches)
-    return pd.DataFrame(dict(batch=range(len(c)), di=observed.numpy(), null_mean=null.mean(dim=0).numpy(),
+    return pd.DataFrame(dict(batch=range(len(c)), di=observed.numpy(), sum_c=c.sum(dim=1).numpy(),
+                             null_mean=null.mean(dim=0).numpy(),
                              null_p=(null >= observed).to(a.dtype).mean(dim=0).numpy()))
 
 
@@ -192,10 +193,9 @@ def interference_by_batch_size(contributions: Tensor, batch_sizes: list[int], dr
     rows = []
     for size in batch_sizes:
         null = sign_null(contributions, size, draws, seed)
-        c = _batched(contributions, size)
-        rows.append(dict(batch_size=size, batches=len(c), di_mean=null.di.mean(), null_mean=null.null_mean.mean(),
+        rows.append(dict(batch_size=size, batches=len(null), di_mean=null.di.mean(), null_mean=null.null_mean.mean(),
                          di_minus_null=(null.di - null.null_mean).mean(), null_p_median=null.null_p.median(),
-                         lowering_share=(c.sum(dim=1) > 0).double().mean().item()))
+                         lowering_share=(null.sum_c > 0).mean()))
     return pd.DataFrame(rows)
 
 
@@ -260,12 +260,11 @@ def checkpoint_table(model: nn.Module, datasets: dict[str, PromptDataset], *,
         add(f"{a} x {b}", alignment_metrics(pairwise_cosines(model, datasets[a], datasets[b], block_size=block_size)))
     if training is not None:
         c = ioi_contributions(model, training, datasets[interference_dataset], block_size=block_size)
-        di = destructive_interference(c, training_batch_size)
-        by_size = interference_by_batch_size(c, [training_batch_size, *interference_batch_sizes])
+        di = sign_null(c, training_batch_size)  # DI, sum_c and the null in one pass
         add(f"training x {interference_dataset}", {
             "di_mean": di.di.mean(), "di_std": di.di.std(ddof=0), "lowering_share": (di.sum_c > 0).mean(),
-            "sum_c_mean": di.sum_c.mean(), "di_null_mean": by_size.null_mean.iloc[0]})
-        for r in by_size.iloc[1:].itertuples():
+            "sum_c_mean": di.sum_c.mean(), "di_null_mean": di.null_mean.mean()})
+        for r in interference_by_batch_size(c, list(interference_batch_sizes)).itertuples():
             add(f"training x {interference_dataset}", {f"di_mean_b{r.batch_size}": r.di_mean,
                                                         f"di_null_mean_b{r.batch_size}": r.null_mean,
                                                         f"lowering_share_b{r.batch_size}": r.lowering_share})
