@@ -231,7 +231,7 @@ def checkpoint_table(model: nn.Module, datasets: dict[str, PromptDataset], *,
                      interference_dataset: str = "ioi", training_batch_size: int = 16,
                      name_ids: Tensor | None = None, two_digit_ids: Tensor | None = None,
                      block_size: int | None = None, interference_batch_sizes: tuple[int, ...] = (),
-                     all_parameters: bool = False) -> pd.DataFrame:
+                     all_parameters: bool | tuple[str, ...] = False) -> pd.DataFrame:
     """All study-1 measurements of one model, as a tidy table ``(dataset, metric, value)``.
 
     * each dataset: ``loss``, ``prob``, ``cos_mean``, ``cos_std``;
@@ -240,8 +240,8 @@ def checkpoint_table(model: nn.Module, datasets: dict[str, PromptDataset], *,
       (over batches of ``training_batch_size``), ``lowering_share`` (share of batches whose step
       lowers that loss, ``sum_c > 0``), ``sum_c_mean``, ``di_null_mean`` (:func:`sign_null`); for each
       of ``interference_batch_sizes``, ``di_mean_b<B>``, ``di_null_mean_b<B>``, ``lowering_share_b<B>``;
-    * ``all_parameters``: each dataset also ``cos_mean_all`` and ``pair_correlation`` (appendix D.2,
-      :func:`parameter_set_agreement`);
+    * ``all_parameters``: each dataset (True) or each named dataset (a tuple of names) also
+      ``cos_mean_all`` and ``pair_correlation`` (appendix D.2, :func:`parameter_set_agreement`);
     * ``name_ids`` given: dataset ``"name unembeddings"``, ``names``, ``random``, ``excess``;
     * ``two_digit_ids`` given and a ``gt`` dataset: ``gt`` ``prob_diff`` (Hanna et al.).
     """
@@ -254,7 +254,7 @@ def checkpoint_table(model: nn.Module, datasets: dict[str, PromptDataset], *,
         add(name, loss_metrics(model, ds))
         cosines = pairwise_cosines(model, ds, block_size=block_size)
         add(name, alignment_metrics(cosines))
-        if all_parameters:
+        if all_parameters is True or (not isinstance(all_parameters, bool) and name in all_parameters):
             add(name, _agreement(cosines, pairwise_cosines(model, ds, block_size=block_size, layers="all")))
     for a, b in cross:
         add(f"{a} x {b}", alignment_metrics(pairwise_cosines(model, datasets[a], datasets[b], block_size=block_size)))

@@ -107,12 +107,16 @@ class CheckpointSource:
             ``attention_mask``, each (n, context)), or None when the source has no
             training data; it returns None for a size whose training recipe is not
             written yet (a suite still training).
+        token_counts: ``token_counts(size)`` -> (V,) expected count of each token in that size's
+            training (the frequency-matched IOI-rand control), or None when the source has no
+            training data or the size's recipe is not written yet.
     """
     name: str
     checkpoints: list[Checkpoint]
     tokenizer: object
     training_batches: Callable[[str, int, int], dict[str, Tensor]] | None = None
     sizes: list[str] = field(default_factory=list)
+    token_counts: Callable[[str], Tensor | None] | None = None
 
     def __post_init__(self):
         if not self.sizes:
@@ -122,15 +126,19 @@ class CheckpointSource:
         return [c.step for c in self.checkpoints if c.size == size]
 
     def select(self, sizes: list[str] | None = None, max_per_size: int | None = None,
-               steps: list[int] | None = None) -> "CheckpointSource":
-        """A source with only ``sizes`` and, per size, the ``steps`` it has (a list) or at most
-        ``max_per_size`` log-spaced steps (:func:`select_steps`)."""
+               steps: list[int] | dict[str, list[int]] | None = None) -> "CheckpointSource":
+        """A source with only ``sizes`` and, per size, the ``steps`` it has (a list, or a dict of
+        size to list: each size its own steps) or at most ``max_per_size`` log-spaced steps
+        (:func:`select_steps`)."""
         keep_sizes = check_sizes(self.name, self.sizes, sizes)
+        if isinstance(steps, dict):
+            check_sizes(self.name, self.sizes, list(steps))
         chosen = []
         for size in keep_sizes:
-            keep = set(select_steps(self.steps(size), steps, max_per_size))
+            wanted = steps.get(size) if isinstance(steps, dict) else steps
+            keep = set(select_steps(self.steps(size), wanted, max_per_size))
             chosen += [c for c in self.checkpoints if c.size == size and c.step in keep]
-        return CheckpointSource(self.name, chosen, self.tokenizer, self.training_batches, keep_sizes)
+        return replace(self, checkpoints=chosen, sizes=keep_sizes)
 
 
 def check_sizes(name: str, have: list[str], sizes: list[str] | None) -> list[str]:
@@ -255,6 +263,25 @@ def _suite_training_batches(folder: Path) -> Callable[[str, int, int], dict[str,
     return training_batches
 
 
+def _suite_token_counts(folder: Path) -> Callable[[str], Tensor | None] | None:
+    """Expected training count of each token per size: the story and Wikipedia streams' token shares
+    mixed as the size's batches draw them (``story_fraction``), times the tokens it trained on."""
+    if not (folder / "streams.pt").exists():
+        return None
+
+    def token_counts(size: str) -> Tensor | None:
+        recipe_path = folder / size / "recipe.json"
+        if not recipe_path.exists():
+            return None
+        recipe = json.loads(recipe_path.read_text())
+        streams = torch.load(folder / "streams.pt")
+        vocab = int(max(streams["stories"].max(), streams["wiki"].max())) + 1
+        share = lambda ids: torch.bincount(ids, minlength=vocab).double() / len(ids)  # noqa: E731
+        mixed = recipe["story_fraction"] * share(streams["stories"]) + (1 - recipe["story_fraction"]) * share(streams["wiki"])
+        return mixed * (recipe["steps"] * recipe["batch_size"] * recipe["context"])
+    return token_counts
+
+
 def open_folder(folder: str | Path, name: str | None = None) -> CheckpointSource:
     """A folder of ``step-N/`` checkpoints, or of ``<size>/step-N/`` checkpoints (see the module doc)."""
     folder = Path(folder).expanduser()
@@ -276,7 +303,8 @@ def open_folder(folder: str | Path, name: str | None = None) -> CheckpointSource
     checkpoints = [Checkpoint(size, step, str(path)) for size, steps in per_size.items()
                    for step, path in steps.items()]
     tokenizer = _folder_tokenizer(folder, Path(checkpoints[0].location))
-    return CheckpointSource(name or str(folder), checkpoints, tokenizer, _suite_training_batches(folder))
+    return CheckpointSource(name or str(folder), checkpoints, tokenizer, _suite_training_batches(folder),
+                            token_counts=_suite_token_counts(folder))
 
 
 # ---------------------------------------------------------------- the hub
@@ -345,7 +373,8 @@ def _select_revisions(revisions: dict[tuple[str, int], str], sizes, steps, max_p
     have = list(dict.fromkeys(size for size, _ in revisions))
     chosen = {}
     for size in have if sizes is None else [s for s in sizes if s in have]:
-        keep = select_steps([s for z, s in revisions if z == size], steps, max_per_size)
+        wanted = steps.get(size) if isinstance(steps, dict) else steps
+        keep = select_steps([s for z, s in revisions if z == size], wanted, max_per_size)
         chosen.update({(size, s): revisions[(size, s)] for s in keep})
     return chosen
 
@@ -354,7 +383,7 @@ def _missing_steps(revisions: dict[tuple[str, int], str], sizes, steps) -> list[
     """The asked-for ``steps`` of the selected sizes present in ``revisions`` that it lacks (for a note)."""
     have = list(dict.fromkeys(size for size, _ in revisions))
     return [f"{size} step {s}" for size in have if sizes is None or size in sizes
-            for s in steps or [] if (size, s) not in revisions]
+            for s in ((steps.get(size) if isinstance(steps, dict) else steps) or []) if (size, s) not in revisions]
 
 
 def _revision_kind(checkpoint: Checkpoint) -> str:

@@ -67,3 +67,35 @@ def capability_windows(wide: pd.DataFrame, lo: float = 0.1, hi: float = 0.9, tai
             if window:
                 rows.append(dict(size=size, capability=capability, metric=metric, start=window[0], end=window[1]))
     return pd.DataFrame(rows, columns=["size", "capability", "metric", "start", "end"])
+
+
+def dense_selection(available: dict[str, list[int]], windows: pd.DataFrame, log_spaced: int) -> dict[str, list[int]]:
+    """Per size, the steps study 1 measures: every available step inside any of that size's windows
+    (``windows``: rows of :func:`capability_windows`) and ``log_spaced`` log-spaced ones over the run."""
+    out = {}
+    for size, steps in available.items():
+        own = windows[windows["size"] == size]
+        out[size] = windowed_steps(steps, list(zip(own.start, own.end)), log_spaced)
+    return out
+
+
+def window_counts(windows: pd.DataFrame, measured: dict[str, list[int]]) -> pd.DataFrame:
+    """``windows`` with ``checkpoints``: how many measured steps of its size fall inside each window."""
+    counts = [sum(r.start <= s <= r.end for s in measured.get(r.size, [])) for r in windows.itertuples()]
+    return windows.assign(checkpoints=counts)
+
+
+def select_in_windows(source, capabilities: pd.DataFrame, log_spaced: int):
+    """``(source, window table)``: ``source`` (a :class:`gradtools.checkpoint_sources.CheckpointSource`)
+    keeping, per size, every checkpoint inside that size's :func:`capability_windows` of ``capabilities``
+    (notebook 00's tidy ``(size, step, metric, value)`` table) plus ``log_spaced`` log-spaced ones; the
+    table is :func:`window_counts` of the windows (sizes of the source only)."""
+    from .checkpoint_suite_claims import capability_wide
+
+    missing = sorted(set(source.sizes) - set(capabilities["size"]))
+    if missing:
+        raise ValueError(f"the capability table has no size {missing}: rerun notebook 00 on this suite")
+    windows = capability_windows(capability_wide(capabilities))
+    windows = windows[windows["size"].isin(source.sizes)].reset_index(drop=True)
+    chosen = dense_selection({size: source.steps(size) for size in source.sizes}, windows, log_spaced)
+    return source.select(steps=chosen), window_counts(windows, chosen)

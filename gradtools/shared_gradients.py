@@ -47,8 +47,17 @@ def settings_key(settings: dict) -> str:
 
 def study_table(source: CheckpointSource, families: list[str], *, n: dict[str, int | None] | int | None,
                 cache_root: str | Path, seed: int = 0, n_training: int = 64, training_batch_size: int = 16,
-                block_size: int | None = None, device: str | None = None, progress: bool = True) -> pd.DataFrame:
+                block_size: int | None = None, device: str | None = None, progress: bool = True,
+                interference_batch_sizes: tuple[int, ...] = (), all_parameters: bool | tuple[str, ...] = False,
+                frequency_matched: bool = True) -> pd.DataFrame:
     """Tidy ``(size, step, dataset, metric, value)`` of every checkpoint of ``source`` (see module doc).
+
+    ``interference_batch_sizes``, ``all_parameters``: passed to
+    :func:`gradtools.alignment.checkpoint_table` (DI at more batch sizes; appendix D.2's
+    full-parameter alignment, for every dataset or the named ones). ``frequency_matched``: with
+    ``"ioi"`` among the families and a source that knows its training token counts, the dataset
+    ``ioi_rand_freq`` (:func:`gradtools.prompt_datasets.ioi_rand_freq`) is added, drawn from the
+    counts of the source's first size (the sizes of a suite share one corpus).
 
     Destructive interference is measured on IOI when ``"ioi"`` is among the families and
     the source has training data for the size (``n_training`` sequences, batches of
@@ -62,13 +71,20 @@ def study_table(source: CheckpointSource, families: list[str], *, n: dict[str, i
     tokenizer = source.tokenizer
     datasets, cross = family_datasets(families, tokenizer, n, seed)
     with_ioi = "ioi" in datasets and "ioi" in families
+    counts = (source.token_counts(source.sizes[0]) if with_ioi and frequency_matched and source.token_counts
+              else None)
+    if counts is not None:
+        datasets["ioi_rand_freq"] = pdata.ioi_rand_freq(tokenizer, len(datasets["ioi"]), seed, counts=counts)
     name_ids = (torch.tensor(list(pdata.single_token_ids(tokenizer, datasets["ioi"].words["name"],
                                                          what="name").values()))
                 if with_ioi else None)
     two_digits = pdata.two_digit_ids(tokenizer) if "gt" in families else None
     use_training = with_ioi and source.training_batches is not None
     settings = dict(source=source.name, families=families, n=n, seed=seed, block_size=block_size,
-                    n_training=n_training if use_training else 0, training_batch_size=training_batch_size)
+                    n_training=n_training if use_training else 0, training_batch_size=training_batch_size,
+                    **({"interference_batch_sizes": list(interference_batch_sizes)} if interference_batch_sizes else {}),
+                    **({"all_parameters": all_parameters} if all_parameters else {}),
+                    **({"frequency_matched": True} if counts is not None else {}))
     folder = Path(cache_root) / f"shared_gradients-{settings_key(settings)}"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "settings.json").write_text(json.dumps(settings, indent=1, default=str))
@@ -84,7 +100,9 @@ def study_table(source: CheckpointSource, families: list[str], *, n: dict[str, i
         model = checkpoint.load().to(device)
         table = checkpoint_table(model, datasets, cross=cross, training=training(job),
                                  training_batch_size=training_batch_size, name_ids=name_ids,
-                                 two_digit_ids=two_digits, block_size=block_size)
+                                 two_digit_ids=two_digits, block_size=block_size,
+                                 interference_batch_sizes=tuple(interference_batch_sizes) if use_training else (),
+                                 all_parameters=all_parameters)
         return table.assign(size=checkpoint.size, step=checkpoint.step)[
             ["size", "step", "dataset", "metric", "value"]]
 

@@ -21,9 +21,10 @@ import pandas as pd
 from . import fidelity
 from .claims_format import ONE_SEED, num as _f, step as _step
 from .checkpoint_suite import emergence_step
+from .emergence_windows import rise_window
 
 STUDY = fidelity.STUDIES[1]
-DATASETS = ["ioi", "ioi_name", "ioi_copy", "ioi_rand", "gt", "gt_year", "gt_less", "gt_copy",
+DATASETS = ["ioi", "ioi_name", "ioi_copy", "ioi_rand", "ioi_rand_freq", "gt", "gt_year", "gt_less", "gt_copy",
             "oml", "oml_month", "oml_copy"]
 IOI_MARGIN = 0.5    # nats: a size learns IOI when IOI-name loss - IOI loss ends at least this large (issue 6)
 DIVERGE = 0.5       # nats: a control's loss has diverged from IOI's when it stays this far above it
@@ -32,6 +33,9 @@ CLEAR_GAP = 0.05    # a "clear" gap between two mean cosines
 LATE_RISE = 0.1     # a second rise of the alignment of at least this much
 DROP = 0.4          # a curve has "fallen back" from a peak when it lost this share of its rise (the early
                     # phase's checkpoint-to-checkpoint wobble is about 0.3 of the rise)
+NULL_SLACK = 0.05   # DI "as destructive as random signs" when at least the sign null minus this
+LOWERING_MAX = 0.75  # "random batches do not consistently lower the IOI loss": at most this share do
+AGREE = 0.9         # appendix D.2: full-parameter and non-embedding pairwise cosines correlate this well
 
 
 def curve(W: pd.DataFrame, dataset: str, metric: str, size: str) -> tuple[np.ndarray, np.ndarray]:
@@ -94,7 +98,7 @@ def divergence_step(x, control_loss, task_loss, nats: float = DIVERGE) -> float:
     return np.nan if step is None else float(step)
 
 
-def size_summary(W: pd.DataFrame, size: str) -> dict:
+def size_summary(W: pd.DataFrame, size: str, window_tail: int = 1000) -> dict:
     """The numbers of one size that the claims rest on (see the module docstring and :func:`summary`)."""
     c = lambda ds, metric="cos_mean": curve(W, ds, metric, size)  # noqa: E731
     x, loss = c("ioi", "loss")
@@ -132,10 +136,19 @@ def size_summary(W: pd.DataFrame, size: str) -> dict:
         xs, a = c(f"ioi x ioi_{ctrl}")
         r[f"cross_{ctrl}_peak"] = float(np.max(a)) if len(a) else np.nan
         r[f"cross_{ctrl}_final"] = float(a[-1]) if len(a) else np.nan
-    _, di = c("training x ioi", "di_mean")
-    _, lowering = c("training x ioi", "lowering_share")
-    r["di_median"] = float(np.median(di)) if len(di) else np.nan
-    r["lowering_share"] = float(np.mean(lowering)) if len(lowering) else np.nan
+    r.update(_window(x, margin, window_tail))
+    r.update(_interference(W, size))
+    r["rand_freq_rise"] = r["ioi_rand_freq_align_peak"] - r["ioi_rand_freq_align_first"]
+    _, anisotropy = c("name unembeddings", "random")
+    r["random_unembedding_cos_final"] = float(anisotropy[-1]) if len(anisotropy) else np.nan
+    r["random_unembedding_cos_max"] = float(np.max(anisotropy)) if len(anisotropy) else np.nan
+    _, pair = c("ioi", "pair_correlation")
+    _, full = c("ioi", "cos_mean_all")
+    r["d2_checkpoints"] = len(pair)
+    r["d2_pair_correlation_median"] = float(np.median(pair)) if len(pair) else np.nan
+    r["d2_pair_correlation_min"] = float(np.min(pair)) if len(pair) else np.nan
+    r["d2_cos_gap_median"] = (float(np.median(np.abs(full - _on(W, size, "ioi", "cos_mean", "cos_mean_all"))))
+                              if len(full) else np.nan)
     xs, excess = c("name unembeddings", "excess")
     r["names_excess_first"] = float(excess[0]) if len(excess) else np.nan
     r["names_excess_peak"] = float(np.max(excess)) if len(excess) else np.nan
@@ -146,13 +159,49 @@ def size_summary(W: pd.DataFrame, size: str) -> dict:
     return r
 
 
-def summary(W: pd.DataFrame, sizes: list[str] | None = None) -> pd.DataFrame:
+def _on(W: pd.DataFrame, size: str, dataset: str, metric: str, where: str) -> np.ndarray:
+    """``metric`` of ``dataset`` at the checkpoints where ``where`` is measured (step 0 left out)."""
+    g = W[(W.dataset == dataset) & (W["size"] == size) & (W.step > 0)].dropna(subset=[where]).sort_values("step")
+    return g[metric].values.astype(float)
+
+
+def _window(x, margin, tail: int) -> dict:
+    """The IOI margin's 10%-90% rise (:func:`gradtools.emergence_windows.rise_window`, end level over the
+    last ``tail`` steps) on the measured checkpoints, and how many of them fall inside it."""
+    window = (rise_window(pd.DataFrame({"step": x, "value": margin}), tail=tail, min_rise=IOI_MARGIN)
+              if len(margin) > 1 else None)
+    if window is None:
+        return dict(ioi_window_start=np.nan, ioi_window_end=np.nan, ioi_window_checkpoints=0)
+    return dict(ioi_window_start=float(window[0]), ioi_window_end=float(window[1]),
+                ioi_window_checkpoints=int(((x >= window[0]) & (x <= window[1])).sum()))
+
+
+def interference_batch_sizes(W: pd.DataFrame) -> list[int]:
+    """The extra batch sizes at which DI was measured (``di_mean_b<B>`` columns), ascending."""
+    return sorted(int(c[len("di_mean_b"):]) for c in W.columns if c.startswith("di_mean_b"))
+
+
+def _interference(W: pd.DataFrame, size: str) -> dict:
+    """Medians over checkpoints of DI, its random-sign null and their difference (the training batch
+    size, then each extra batch size ``_b<B>``), and the mean share of batches that lower the IOI loss."""
+    c = lambda metric: curve(W, "training x ioi", metric, size)[1]  # noqa: E731
+    r = {}
+    for suffix in [""] + [f"_b{b}" for b in interference_batch_sizes(W)]:
+        di, null, lowering = c(f"di_mean{suffix}"), c(f"di_null_mean{suffix}"), c(f"lowering_share{suffix}")
+        r[f"di_median{suffix}"] = float(np.median(di)) if len(di) else np.nan
+        r[f"di_null_median{suffix}"] = float(np.median(null)) if len(null) else np.nan
+        r[f"di_excess{suffix}"] = float(np.median(di - null)) if len(null) and len(null) == len(di) else np.nan
+        r[f"lowering_share{suffix}"] = float(np.mean(lowering)) if len(lowering) else np.nan
+    return r
+
+
+def summary(W: pd.DataFrame, sizes: list[str] | None = None, window_tail: int = 1000) -> pd.DataFrame:
     """One row per size (``sizes`` in order, smallest first; default: the table's order) of the numbers the
     claims rest on: IOI loss / margin / alignment half steps, every dataset's alignment shape
     (``<ds>_align_first/peak/peak_step/trough/trough_step/final/late_max/late_rise/late_half_step``), final
     losses and the loss at the alignment trough, control gaps, cross alignment, interference, name clustering."""
     sizes = list(dict.fromkeys(W["size"])) if sizes is None else list(sizes)
-    return pd.DataFrame([size_summary(W, s) for s in sizes])
+    return pd.DataFrame([size_summary(W, s, window_tail) for s in sizes])
 
 
 def _why(criterion: str, seed_note: str, extra: str = "") -> str:
@@ -160,7 +209,7 @@ def _why(criterion: str, seed_note: str, extra: str = "") -> str:
     return "; ".join(parts)
 
 
-def claims(summary: pd.DataFrame, n_seeds: int = 1) -> list[dict]:
+def claims(summary: pd.DataFrame, n_seeds: int = 1, training_batch_size: int | None = None) -> list[dict]:
     """The fidelity rows of study 1 from :func:`summary` (rows: sizes, smallest first).
 
     "IOI sizes" are those whose IOI-name minus IOI loss ends at least 0.5 nats (they learn IOI). Criteria:
@@ -175,7 +224,10 @@ def claims(summary: pd.DataFrame, n_seeds: int = 1) -> list[dict]:
        controls in every IOI size; both gaps positive but smaller -> partly.
     4. IOI-rand: its alignment rise is at most half of IOI's, per size where IOI's rises at all (by ``MIN_RISE``);
        all sizes -> reproduced, some -> partly.
-    5. destructive interference: median DI >= 0.5 and at most 75% of batches lower the IOI loss, per size.
+    5. destructive interference: per size, the median DI is at least its random-sign null (the same
+       contributions with random signs, :func:`gradtools.alignment.sign_null`) minus ``NULL_SLACK`` and at
+       most ``LOWERING_MAX`` of batches lower the IOI loss, at the training batch size and at every measured
+       batch size larger than ``training_batch_size``; at the training batch size only -> partly.
     6. name clustering: the names' unembedding cosine exceeds random tokens' by >= 0.1 at some checkpoint, per size.
     7. cross alignment: final IOI x IOI-name and IOI x IOI-copy cosines negative in the largest size and not
        negative in sizes that do not learn IOI; negative in the largest size only for one control, or for both
@@ -187,6 +239,11 @@ def claims(summary: pd.DataFrame, n_seeds: int = 1) -> list[dict]:
     10. GT: GT-less's late alignment rise >= ``LATE_RISE`` while its loss ends above its value at the trough,
         and GT's own late rise smaller, per size (GT-copy is reported).
     11. OML: OML's late alignment rise >= ``LATE_RISE`` and its final alignment above both controls', per size.
+
+    12. IOI-rand's rise (not a paper claim): the frequency-matched control's rise is at most half of the
+        uniform one's, per size where the uniform one rises; the random tokens' unembedding cosine is reported.
+    13. appendix D.2: the median correlation of full-parameter and non-embedding pairwise IOI cosines
+        >= ``AGREE``, per size.
 
     ``n_seeds``: the training seeds behind the table; with one, every ``why`` says "one seed".
     """
@@ -213,7 +270,9 @@ def claims(summary: pd.DataFrame, n_seeds: int = 1) -> list[dict]:
         "; ".join(f"{r.size}: early rise half-way at step {_step(r.ioi_align_half_rise)} (peak "
                   f"{_f(r.ioi_align_peak)}), IOI loss half-drop at {_step(r.ioi_loss_half_drop)}; late rise "
                   f"{_f(r.ioi_align_trough)} -> {_f(r.ioi_align_late_max)} half-way at {_step(r.ioi_align_late_half_step)} "
-                  f"(IOI-name's late rise {_f(r.ioi_name_align_late_rise)})" for r in ioi.itertuples()) or no_ioi,
+                  f"(IOI-name's late rise {_f(r.ioi_name_align_late_rise)}); {r.ioi_window_checkpoints} checkpoints "
+                  f"measured inside the IOI margin's 10-90% rise (steps {_step(r.ioi_window_start)}-"
+                  f"{_step(r.ioi_window_end)})" for r in ioi.itertuples()) or no_ioi,
         n_both, len(ioi), "in every IOI size the early rise and a late IOI-specific rise (above IOI-name's) "
         "reach half their height by the IOI loss's half drop",
         "the early rise is shared by every control (see the IOI-rand row); the late rise is small and few "
@@ -253,17 +312,35 @@ def claims(summary: pd.DataFrame, n_seeds: int = 1) -> list[dict]:
         sum(ok), len(rising), "IOI-rand's rise (peak minus first value) at most half of IOI's, in every size "
         f"where IOI's rises by {MIN_RISE} or more", none_why=f"IOI's alignment rises by less than {MIN_RISE} in every size")
 
-    # 5. destructive interference
+    # 5. destructive interference, against the random-sign null, at the training batch size and larger
     measured_di = S[np.isfinite(S.di_median)]
-    ok = [r.di_median >= 0.5 and r.lowering_share <= 0.75 for r in measured_di.itertuples()]
+    larger = [b for b in _extra_batch_sizes(S) if training_batch_size is None or b > training_batch_size]
+    with_null = bool(len(measured_di)) and bool(np.isfinite(measured_di.di_excess).all())
+
+    def destructive(r, suffix=""):
+        return bool(r[f"di_excess{suffix}"] >= -NULL_SLACK and r[f"lowering_share{suffix}"] <= LOWERING_MAX)
+
+    at_training = [destructive(r) for _, r in measured_di.iterrows()] if with_null else []
+    at_larger = [all(destructive(r, f"_b{b}") for b in larger) for _, r in measured_di.iterrows()] if with_null else []
+    n_ok = sum(a and b for a, b in zip(at_training, at_larger))
+    verdict = ("not measured" if not len(measured_di) or not with_null else
+               fidelity.verdict_from(n_ok == len(measured_di), partly=any(at_training)))
     add("training batches interfere destructively on IOI (fig. 2, right)",
-        "destructive interference from training batches on IOI: random batches do not consistently lower "
-        "the IOI loss",
-        "; ".join(f"{r.size}: median DI {_f(r.di_median)}, {_f(r.lowering_share, '.0%')} of batches lower the "
-                  f"IOI loss" for r in measured_di.itertuples()) or "no training data for this source",
-        sum(ok), len(measured_di), "median DI >= 0.5 (more than half of the batch's gradient mass on IOI cancels) "
-        "and at most 75% of batches lower the IOI loss, in every size",
-        none_why="destructive interference needs the training data, which this checkpoint source lacks")
+        "destructive interference from training updates on IOI (0.5M-token batches): random batches do not "
+        "consistently lower the IOI loss",
+        "; ".join(f"{r['size']}: median DI {_f(r.di_median)} vs random-sign null {_f(r.di_null_median)}, "
+                  f"{_f(r.lowering_share, '.0%')} of batches lower the IOI loss"
+                  + "".join(f"; batches of {b}: DI {_f(r[f'di_median_b{b}'])} vs null {_f(r[f'di_null_median_b{b}'])}, "
+                            f"{_f(r[f'lowering_share_b{b}'], '.0%')} lower" for b in _extra_batch_sizes(S))
+                  for _, r in measured_di.iterrows()) or "no training data for this source",
+        n_ok, len(measured_di),
+        f"DI (median over checkpoints) at least the DI of the same contributions with random signs minus "
+        f"{NULL_SLACK}, and at most {LOWERING_MAX:.0%} of batches lower the IOI loss, at the training batch size "
+        f"and every larger one measured ({', '.join(map(str, larger)) or 'none'}), in every size; at the training "
+        "batch size only -> partly",
+        verdict=verdict,
+        none_why=("destructive interference needs the training data, which this checkpoint source lacks"
+                  if not len(measured_di) else "no random-sign null in this table (rerun the notebook)"))
 
     # 6. name unembeddings cluster
     ok = [r.names_excess_peak >= 0.1 for r in S.itertuples()]
@@ -343,4 +420,34 @@ def claims(summary: pd.DataFrame, n_seeds: int = 1) -> list[dict]:
                   f"{_f(r.oml_copy_align_final)}; OML loss {_f(r.oml_loss_final)}, OML-copy {_f(r.oml_copy_loss_final)}"
                   for r in S.itertuples()),
         sum(ok), len(S), f"OML's late rise >= {LATE_RISE} and its final alignment above both controls', in every size")
+
+    # 12. IOI-rand's rise: rare targets (frequency-matched control), with the unembedding anisotropy
+    freq = S[np.isfinite(S.rand_freq_rise) & (S.rand_rise >= MIN_RISE)]
+    ok = [r.rand_freq_rise <= 0.5 * r.rand_rise for r in freq.itertuples()]
+    add("IOI-rand's rise comes from its rare targets: a frequency-matched random target rises at most half as much",
+        "not a claim of the paper (its IOI-rand, uniform over OLMo's 50k vocabulary, shows no rise); this "
+        "companion's test of why row 4 misses here",
+        "; ".join(f"{r.size}: rise IOI-rand (uniform) {_f(r.rand_rise)}, frequency-matched {_f(r.rand_freq_rise)}, "
+                  f"IOI {_f(r.ioi_rise)}; random tokens' unembedding rows: mean cosine {_f(r.random_unembedding_cos_final)} "
+                  f"at the end (max {_f(r.random_unembedding_cos_max)})" for r in S.itertuples()),
+        sum(ok), len(freq), f"the frequency-matched control's rise at most half the uniform one's, in every size "
+        f"where the uniform one rises by {MIN_RISE} or more",
+        none_why=("no frequency-matched control (the source has no training token counts)"
+                  if not np.isfinite(S.rand_freq_rise).any() else
+                  f"IOI-rand (uniform) rises by less than {MIN_RISE} in every size"))
+
+    # 13. appendix D.2: full-parameter and non-embedding alignment agree
+    d2 = S[S.d2_checkpoints > 0]
+    ok = [r.d2_pair_correlation_median >= AGREE for r in d2.itertuples()]
+    add("IOI alignment over all parameters agrees with the non-embedding alignment (appendix D.2)",
+        "early experiments showed non-embedding gradient alignment consistent with the full parameters",
+        "; ".join(f"{r.size}: pairwise cosines correlate {_f(r.d2_pair_correlation_median)} (median over "
+                  f"{r.d2_checkpoints} checkpoints, lowest {_f(r.d2_pair_correlation_min)}); mean cosine differs by "
+                  f"{_f(r.d2_cos_gap_median)} (median)" for r in d2.itertuples()) or "not measured",
+        sum(ok), len(d2), f"the correlation of the two sets of pairwise IOI cosines, median over checkpoints, "
+        f">= {AGREE} in every size", none_why="the full-parameter alignment was not computed (all_parameters)")
     return rows
+
+
+def _extra_batch_sizes(S: pd.DataFrame) -> list[int]:
+    return sorted(int(c[len("di_median_b"):]) for c in S.columns if c.startswith("di_median_b"))

@@ -55,10 +55,11 @@
 profile = "default"  # smoke | default | paper
 source = None        # checkpoint source: None (the profile's local suite), "hf:NAME[,NAME]", or a folder
 sizes = None         # the sizes to measure (None: all), e.g. ["OLMo-14M", "OLMo-37M"] of hf:mirandrom/zsl-checkpoints
-revisions = None     # steps per size: None (the profile's count, log-spaced), "all", or a list of steps
+revisions = None     # steps per size: None (the profile's choice, see Checkpoints), "all", or a list of steps
 task = None          # an extra task family "package.module:function", e.g. "gradtools.subject_verb_agreement:subject_verb_agreement"
 task_n = None        # its number of prompts (None: the profile's n)
 n_prompts = None     # prompts per family (None: the profile's), e.g. the paper profile at reduced n on a CPU
+dense_windows = None  # local suite: every checkpoint inside each size's emergence windows (None: the profile's)
 
 # %%
 import time
@@ -71,6 +72,7 @@ from IPython.display import Markdown, display
 
 from gradtools import cache, fidelity, paths, profiles
 from gradtools import checkpoint_suite as cs
+from gradtools import emergence_windows as ew
 from gradtools import shared_gradients_claims as sgc
 from gradtools.checkpoint_sources import open_folder, open_source, revision_selection
 from gradtools.figures import save_figure
@@ -83,17 +85,22 @@ transformers.utils.logging.disable_progress_bar()
 cfg = profiles.select(profile, {
     # smoke: a tiny suite trained here in seconds (no capability emerges); checks that everything runs
     "smoke": dict(n={"ioi": 10, "gt": 10, "oml": 10}, max_checkpoints=3, sizes=None, n_training=8,
-                  training_batch_size=4, block_size=None,
+                  training_batch_size=4, interference_batch_sizes=(2, 8), all_parameters=("ioi",),
+                  dense_windows=False, block_size=None,
                   tiny_suite=dict(sizes={"d16-L1": dict(d_model=16, n_layers=1, n_heads=2),
                                          "d24-L2": dict(d_model=24, n_layers=2, n_heads=2)},
                                   recipe=dict(vocab_size=600, n_stories=2_000, wiki_chars=30_000, context=32,
                                               batch_size=4, steps=12, lr=3e-3))),
-    # default: the suite of notebook 00 (two sizes), log-spaced checkpoints, 96 prompts a dataset
-    "default": dict(n={"ioi": 96, "gt": 96, "oml": 96}, max_checkpoints=40, sizes=None, n_training=64,
-                    training_batch_size=16, block_size=None, tiny_suite=None),
+    # default: the suite of notebook 00 (three sizes); every checkpoint inside each size's emergence
+    # windows plus 12 log-spaced ones, 96 prompts a dataset; DI over 256 training sequences, in batches of
+    # 32 (the suite's) and of 8, 16, 64, 128
+    "default": dict(n={"ioi": 96, "gt": 96, "oml": 96}, max_checkpoints=12, sizes=None, n_training=256,
+                    training_batch_size=32, interference_batch_sizes=(8, 16, 64, 128), all_parameters=("ioi",),
+                    dense_windows=True, block_size=None, tiny_suite=None),
     # paper: the datasets' full sizes (1000 / 1000 / 408), every checkpoint, Gram in blocks (GPU)
-    "paper": dict(n={"ioi": 1000, "gt": 1000, "oml": None}, max_checkpoints=None, sizes=None, n_training=512,
-                  training_batch_size=64, block_size=256, tiny_suite=None),
+    "paper": dict(n={"ioi": 1000, "gt": 1000, "oml": None}, max_checkpoints=None, sizes=None, n_training=1024,
+                  training_batch_size=64, interference_batch_sizes=(16, 32, 128, 256, 512), all_parameters=("ioi",),
+                  dense_windows=False, block_size=256, tiny_suite=None),
 })
 if n_prompts is not None and not (isinstance(n_prompts, int) and n_prompts >= 2):
     raise ValueError(f"n_prompts={n_prompts!r}: give None (the profile's sizes) or a number of prompts >= 2")
@@ -105,9 +112,11 @@ t_start = time.time()
 #
 # * `smoke`: a tiny two-size suite trained here in seconds, 10 prompts a dataset, 3
 #   checkpoints a size: checks that every cell and figure runs (no capability emerges).
-# * `default` (a 2-core laptop, minutes once the suite is trained): the suite of
-#   `00_checkpoint_suite` (two sizes), 40 log-spaced checkpoints a size, 96 prompts a
-#   dataset, 64 training sequences (4 batches of 16) for destructive interference.
+# * `default` (a 2-core laptop, within 20 minutes once the suite is trained): the suite of
+#   `00_checkpoint_suite` (three sizes), every checkpoint inside each size's emergence windows
+#   plus 12 log-spaced ones, 96 prompts a dataset, 256 training sequences for destructive
+#   interference (batches of 32, the suite's, and of 8, 16, 64, 128, each against its
+#   random-sign null), IOI's alignment over all parameters as well (appendix D.2).
 # * `paper` (a GPU): the datasets' full sizes (IOI 1000, GT 1000, OML 408), every
 #   checkpoint, Gram in blocks of 256, 512 training sequences in batches of 64. On the
 #   real suites: `source = "hf:EleutherAI/pythia-14m,EleutherAI/pythia-70m,EleutherAI/pythia-160m"`
@@ -135,24 +144,46 @@ t_start = time.time()
 # ## Checkpoints
 #
 # The source is opened before any compute: a missing suite, folder or hub revision stops
-# here with what to do. `max_checkpoints` keeps that many checkpoints per size, spread
-# evenly in log(step).
+# here with what to do. On the local suite with `dense_windows` (the default profile), each
+# size's checkpoints are **every one the suite saved inside that size's emergence windows**
+# (IOI, GT, OML: where the capability's curve in notebook 00's table makes 10% to 90% of its
+# rise, `gradtools.emergence_windows`) plus `max_checkpoints` log-spaced ones over the run, so
+# "alignment rises before and with the loss drop" is measured where it happens. Elsewhere,
+# `max_checkpoints` log-spaced checkpoints a size (`revisions` overrides both).
 
 # %%
-if source is None and cfg.tiny_suite is not None:
-    # smoke: train a tiny two-size suite with the suite's own code, into its own cache folder
-    suite = cs.suite_dir(profile, name="checkpoint_suite_study1")
-    recipe = cs.SuiteRecipe(**cfg.tiny_suite["recipe"])
-    for size, shape in cfg.tiny_suite["sizes"].items():
-        cs.train_size(suite, size, shape, recipe, [0, recipe.steps], progress=False)
-    src = open_folder(suite, name="smoke suite")
-    src = src.select(sizes or cfg.sizes, **revision_selection(revisions, cfg.max_checkpoints))
-else:  # the selection is made first: a hub source downloads only the selected revisions it lacks
-    src = open_source(source, profile, sizes=sizes or cfg.sizes, **revision_selection(revisions, cfg.max_checkpoints))
+def open_checkpoints():
+    """The source, selected: dense emergence windows (local suite), else log-spaced or ``revisions``."""
+    if source is None and cfg.tiny_suite is not None:
+        # smoke: train a tiny two-size suite with the suite's own code, into its own cache folder
+        suite = cs.suite_dir(profile, name="checkpoint_suite_study1")
+        recipe = cs.SuiteRecipe(**cfg.tiny_suite["recipe"])
+        for size, shape in cfg.tiny_suite["sizes"].items():
+            cs.train_size(suite, size, shape, recipe, [0, recipe.steps], progress=False)
+        return open_folder(suite, name="smoke suite").select(
+            sizes or cfg.sizes, **revision_selection(revisions, cfg.max_checkpoints)), None
+    dense = cfg.dense_windows if dense_windows is None else dense_windows
+    if not (dense and source is None and revisions is None):
+        # a hub source downloads only the selected revisions it lacks
+        return open_source(source, profile, sizes=sizes or cfg.sizes,
+                           **revision_selection(revisions, cfg.max_checkpoints)), None
+    capabilities_path = DATA / "suite_capabilities.parquet"
+    if not capabilities_path.exists():
+        raise FileNotFoundError(f"{capabilities_path} is missing: run notebook 00 first "
+                                f"(`python -m gradtools.runner --profile {profile} 00_checkpoint_suite`), "
+                                "or set dense_windows=False")
+    every = open_source(None, profile, sizes=sizes or cfg.sizes)
+    return ew.select_in_windows(every, pd.read_parquet(capabilities_path), cfg.max_checkpoints)
+
+
+src, window_table = open_checkpoints()
 print(f"source {src.name!r}: sizes {src.sizes}")
 for size in src.sizes:
-    print(f"  {size}: steps {src.steps(size)}")
+    print(f"  {size}: {len(src.steps(size))} steps {src.steps(size)}")
 print("training data for destructive interference:", src.training_batches is not None)
+if window_table is not None:
+    cache.save_table(window_table, DATA / "shared_gradients_windows.parquet")
+    display(window_table)
 
 # %% [markdown]
 # ## One table: every checkpoint, every dataset
@@ -171,7 +202,8 @@ base_n = cfg.n if n_prompts is None else {family: n_prompts for family in cfg.n}
 n = dict(base_n, **({task: task_n or base_n["ioi"]} if task else {}))
 t0 = time.time()
 table = study_table(src, families, n=n, cache_root=paths.cache_dir(profile), n_training=cfg.n_training,
-                    training_batch_size=cfg.training_batch_size, block_size=cfg.block_size)
+                    training_batch_size=cfg.training_batch_size, block_size=cfg.block_size,
+                    interference_batch_sizes=cfg.interference_batch_sizes, all_parameters=cfg.all_parameters)
 cache.save_table(table, DATA / "shared_gradients.parquet")
 W = wide(table)
 print(f"{len(table)} rows, {table[['size', 'step']].drop_duplicates().shape[0]} checkpoints, {time.time() - t0:.0f} s")
@@ -236,14 +268,78 @@ for size in SIZES:
         _, s = curve("training x ioi", "di_std", size)
         axes[2].plot(x, y, color=COLORS[size], marker=".", ms=3, label=size)
         axes[2].fill_between(x, y - s, y + s, color=COLORS[size], alpha=0.12)
+        xn, null = curve("training x ioi", "di_null_mean", size)
+        axes[2].plot(xn, null, ":", color=COLORS[size], label=f"{size} random-sign null")
 if not axes[2].lines:
     axes[2].text(0.5, 0.5, "not measured: this source has no training data", ha="center", transform=axes[2].transAxes)
 axes[0].set(xscale="log", xlabel="step", ylabel="IOI target loss (nats)", title="IOI loss")
 axes[1].set(xscale="log", xlabel="step", ylabel="mean cos(g_i, g_j) +- std", title="IOI gradient alignment")
 axes[2].set(xscale="log", xlabel="step", ylabel="DI = 1 - |sum c| / sum |c|", ylim=(0, 1.05),
-            title=f"Destructive interference on IOI (batches of {cfg.training_batch_size})")
+            title=f"Destructive interference on IOI (batches of {cfg.training_batch_size}; dotted: null)")
 axes[0].legend()
 show(fig, "ioi_loss_alignment_interference")
+
+# %% [markdown]
+# ### Is the interference destructive? Against a null, at several batch sizes
+#
+# DI alone does not say "destructive": even contributions of random sign cancel in part, and
+# more so in larger batches. The null (`gradtools.alignment.sign_null`) is the DI of the same
+# per-sequence contributions with random signs: DI at the null means the batch's sequences
+# push the IOI loss up and down as if independently; below it, they agree (the batch
+# consistently lowers or raises it); above it, they cancel more than chance. The paper's batches
+# hold 0.5M tokens; the suite's hold 32 x 64 = 2048, so DI is also measured on batches of 8 to
+# 128 sequences cut from the same 256 training sequences after each checkpoint.
+
+# %%
+batch_sizes = sorted({cfg.training_batch_size, *sgc.interference_batch_sizes(W)})
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+for size in SIZES:
+    row = sgc.size_summary(W, size)
+    suffix = {b: "" if b == cfg.training_batch_size else f"_b{b}" for b in batch_sizes}
+    di = [row.get(f"di_median{suffix[b]}", float("nan")) for b in batch_sizes]
+    null = [row.get(f"di_null_median{suffix[b]}", float("nan")) for b in batch_sizes]
+    lowering = [row.get(f"lowering_share{suffix[b]}", float("nan")) for b in batch_sizes]
+    axes[0].plot(batch_sizes, di, "-o", color=COLORS[size], label=f"{size} DI")
+    axes[0].plot(batch_sizes, null, ":", color=COLORS[size], label=f"{size} null")
+    axes[1].plot(batch_sizes, lowering, "-o", color=COLORS[size], label=size)
+axes[0].set(xscale="log", xlabel="batch size (sequences)", ylabel="median DI over checkpoints",
+            title="DI vs the random-sign null")
+axes[1].axhline(0.5, color="grey", lw=0.5)
+axes[1].set(xscale="log", xlabel="batch size (sequences)", ylabel="share of batches", ylim=(0, 1.05),
+            title="Batches whose step lowers the IOI loss")
+axes[0].legend(fontsize=7)
+show(fig, "ioi_interference_vs_null_by_batch_size")
+
+# %% [markdown]
+# ### The IOI emergence window, step by step
+#
+# Every measured checkpoint inside each size's IOI window (notebook 00's IOI margin, 10% to 90%
+# of its rise; grey band), on a linear step axis: the IOI margin (IOI-name loss minus IOI loss)
+# and the mean cosine of IOI and IOI-name. "Before and with" reads off this figure.
+
+# %%
+fig, axes = plt.subplots(2, len(SIZES), figsize=(5 * len(SIZES), 6), squeeze=False, sharex="col")
+for k, size in enumerate(SIZES):
+    ioi_win = window_table[(window_table["size"] == size) & (window_table.capability == "ioi")] \
+        if window_table is not None else pd.DataFrame()
+    x, loss = curve("ioi", "loss", size)
+    _, name_loss = curve("ioi_name", "loss", size)
+    if len(ioi_win):
+        a, b = int(ioi_win.start.iloc[0]), int(ioi_win.end.iloc[0])
+        pad = max(b - a, 500)
+        keep = (x >= a - pad) & (x <= b + pad)
+        for ax in axes[:, k]:
+            ax.axvspan(a, b, color="grey", alpha=0.15)
+    else:
+        keep = x > 0
+    axes[0, k].plot(x[keep], (name_loss - loss)[keep], ".-", color=COLORS[size])
+    for ds, ls in (("ioi", "-"), ("ioi_name", "--")):
+        xs, y = curve(ds, "cos_mean", size)
+        axes[1, k].plot(xs[keep], y[keep], ls, marker=".", ms=4, label=ds)
+    axes[0, k].set(title=size + ("" if len(ioi_win) else " (no IOI window)"), ylabel="IOI margin (nats)")
+    axes[1, k].set(xlabel="step", ylabel="mean pairwise cosine")
+    axes[1, k].legend(fontsize=8)
+show(fig, "ioi_emergence_window")
 
 # %% [markdown]
 # ## Figure 3 — IOI against IOI-name and IOI-copy
@@ -262,11 +358,21 @@ family_figure(["ioi", "ioi_name", "ioi_copy"], "cos_mean", "Gradient alignment (
 #
 # Paper (B.2): the random-target control shows no alignment rise like IOI's, so IOI's is not
 # explained by structure shared by the prompts alone.
+#
+# Here IOI-rand (a target drawn uniformly from the 2048-word vocabulary, as the paper draws from
+# OLMo's) is joined by **IOI-rand-freq**: targets drawn from tokens as frequent in the suite's
+# training data as the names (`prompt_datasets.ioi_rand_freq`, the 5 nearest in log count to each
+# name). Most of a uniform draw is rare words; if IOI-rand's rise comes from its targets' rarity
+# (every rare target's gradient pushes the same frequent tokens down), IOI-rand-freq rises less.
+# The unembedding's anisotropy (mean cosine of random tokens' unembedding rows, dotted in figure 5)
+# is the other half of that explanation.
 
 # %%
-family_figure(["ioi", "ioi_rand"], "cos_mean", "Gradient alignment: IOI vs IOI-rand", "ioi_rand_alignment",
-              band="cos_std", ylabel="mean pairwise cosine")
-family_figure(["ioi", "ioi_rand"], "loss", "Target loss: IOI vs IOI-rand", "ioi_rand_losses", ylabel="target loss (nats)")
+rand_sets = ["ioi", "ioi_rand"] + (["ioi_rand_freq"] if "ioi_rand_freq" in set(W.dataset) else [])
+family_figure(rand_sets, "cos_mean", "Gradient alignment: IOI vs IOI-rand (uniform) and IOI-rand-freq",
+              "ioi_rand_alignment", band="cos_std", ylabel="mean pairwise cosine")
+family_figure(rand_sets, "loss", "Target loss: IOI vs IOI-rand (uniform) and IOI-rand-freq", "ioi_rand_losses",
+              ylabel="target loss (nats)")
 
 # %% [markdown]
 # ## Figure 5 — name unembeddings cluster
@@ -358,6 +464,8 @@ else:
 # `gradtools.shared_gradients_claims.summary` reduces every curve to the numbers the claims rest on,
 # per size (written to `data/shared_gradients_summary.parquet`):
 #
+# * `ioi_window_start`, `_end`, `_checkpoints`: the IOI margin's 10%-90% rise on the measured
+#   checkpoints, and how many of them lie inside it;
 # * `ioi_loss_half_drop`: first step at which the IOI loss has made half of its fall from its
 #   highest value (after step 0) to its final value; `ioi_margin_half_rise`: the same for the
 #   IOI-specific margin `IOI-name loss - IOI loss`; `ioi_learned`: the margin ends at 0.5 nats or more
@@ -373,7 +481,11 @@ else:
 # * `name_gap_*`, `copy_gap_*`, `rand_gap_*`: IOI's mean cosine minus the control's, at IOI's early
 #   half-rise and at the end; `ioi_rise`, `rand_rise`: peak minus first value;
 # * `cross_name_*`, `cross_copy_*`: IOI x control mean cosines; `di_median`: median DI over
-#   checkpoints; `lowering_share`: share of batches whose step would lower the IOI loss;
+#   checkpoints, `di_null_median` its random-sign null, `di_excess` the median of their
+#   difference, `lowering_share`: share of batches whose step would lower the IOI loss (each
+#   also `_b<B>` at batch size B);
+# * `rand_freq_rise`: IOI-rand-freq's rise; `random_unembedding_cos_*`: the anisotropy;
+# * `d2_*`: appendix D.2, IOI's pairwise cosines over all parameters against the non-embedding ones;
 # * `names_excess_*`: name-unembedding cosine minus random tokens', first, peak and last.
 #
 # `shared_gradients_claims.claims` then decides each claim of the paper by the criterion written in
@@ -384,7 +496,8 @@ summary = sgc.summary(W, sizes=SIZES)
 cache.save_table(summary, DATA / "shared_gradients_summary.parquet")
 with pd.option_context("display.max_rows", 200):
     display(summary.set_index("size").T)
-claims = fidelity.save_claims("01_shared_gradients", sgc.claims(summary), profile)
+claims = fidelity.save_claims("01_shared_gradients", sgc.claims(summary, training_batch_size=cfg.training_batch_size),
+                              profile)
 display(Markdown(fidelity.claims_markdown(claims)))
 print(f"notebook compute time {time.time() - t_start:.0f} s")
 

@@ -237,3 +237,30 @@ def test_checkpoint_table_null_batch_sizes_and_all_parameters(model, tok):
     assert got["ioi", "pair_correlation"] == pytest.approx(agree["pair_correlation"], abs=1e-12)
     plain = checkpoint_table(model, datasets, training=training, training_batch_size=2)
     assert "cos_mean_all" not in set(plain.metric) and "di_mean_b8" not in set(plain.metric)
+    named = checkpoint_table(model, {**datasets, "ioi_name": pdata.ioi_name(tok, 5, seed=4)}, all_parameters=("ioi",))
+    assert set(named[named.metric == "cos_mean_all"].dataset) == {"ioi"}
+
+
+def test_study_table_on_a_suite_adds_the_frequency_matched_control_and_batch_sizes(tmp_path, tok):
+    """A suite folder (streams + recipe): ioi_rand_freq from its token counts, DI at several batch sizes."""
+    folder = tmp_path / "suite"
+    save_checkpoint(tiny_causal_lm(VOCAB, d_model=8, n_layers=1, n_heads=2, context=32, seed=0), folder / "tiny", 5)
+    (folder / "tiny" / "recipe.json").write_text(
+        '{"story_fraction": 0.5, "batch_size": 2, "context": 8, "seed": 1, "steps": 10}')
+    tok.save(str(folder / "tokenizer.json"))
+    text = torch.tensor(tok.encode(SVA_CORPUS[0]).ids)
+    torch.save({"stories": text.repeat(20), "wiki": text.flip(0).repeat(20)}, folder / "streams.pt")
+    src = open_source(folder)
+    table = study_table(src, ["ioi"], n=6, cache_root=tmp_path / "cache", progress=False, n_training=8,
+                        training_batch_size=2, interference_batch_sizes=(4, 8), all_parameters=("ioi",))
+    got = table.set_index(["dataset", "metric"]).value
+    counts = src.token_counts("tiny")
+    freq = pdata.ioi_rand_freq(tok, 6, 0, counts=counts)
+    assert got["ioi_rand_freq", "loss"] == pytest.approx(
+        sequence_losses(src.checkpoints[0].load(), freq.batch()).mean().item(), abs=1e-5)
+    assert {"di_mean_b4", "di_mean_b8", "di_null_mean_b8"} <= set(got["training x ioi"].index)
+    assert "cos_mean_all" in got["ioi"].index and "cos_mean_all" not in got["ioi_name"].index
+    plain = study_table(src, ["ioi"], n=6, cache_root=tmp_path / "cache", progress=False, n_training=8,
+                        training_batch_size=2, frequency_matched=False)
+    assert "ioi_rand_freq" not in set(plain.dataset)
+    assert len(list((tmp_path / "cache").glob("shared_gradients-*"))) == 2  # the settings key tells them apart

@@ -47,7 +47,7 @@ def test_suite_layout_redraws_the_training_batches_after_a_checkpoint(tmp_path, 
     for size, seed in [("small", 0), ("large", 1)]:
         for step in (0, 4):
             save_checkpoint(tiny(seed + step), tmp_path / size, step)
-        recipe = dict(story_fraction=0.5, batch_size=3, context=6, seed=5)
+        recipe = dict(story_fraction=0.5, batch_size=3, context=6, seed=5, steps=10)
         (tmp_path / size / "recipe.json").write_text(json.dumps(recipe))
     tok.save(str(tmp_path / "tokenizer.json"))
     streams = {"stories": torch.arange(100, 300), "wiki": torch.arange(400, 500)}
@@ -59,9 +59,18 @@ def test_suite_layout_redraws_the_training_batches_after_a_checkpoint(tmp_path, 
     expected = torch.cat([fn(4)["input_ids"], fn(5)["input_ids"]])[:5]
     assert torch.equal(got["input_ids"], expected) and torch.equal(got["labels"], expected)
     assert got["attention_mask"].shape == (5, 6)
+    # expected training counts: half the rows from each stream, 10 steps x 3 rows x 6 tokens
+    counts = src.token_counts("small")
+    assert counts[150].item() == pytest.approx(0.5 / 200 * 180) and counts[450].item() == pytest.approx(0.5 / 100 * 180)
+    assert counts[350].item() == 0 and counts.sum().item() == pytest.approx(180)
     (tmp_path / "large" / "recipe.json").unlink()  # a size still training: no batches yet, no error
-    assert src.training_batches("large", 0, 5) is None
+    assert src.training_batches("large", 0, 5) is None and src.token_counts("large") is None
     assert [c.step for c in src.select(["small"], max_per_size=1).checkpoints] == [4]
+    per_size = src.select(steps={"small": [4], "large": [0, 4]})  # each size its own steps
+    assert [(c.size, c.step) for c in per_size.checkpoints] == [("large", 0), ("large", 4), ("small", 4)]
+    assert per_size.token_counts is src.token_counts and per_size.training_batches is src.training_batches
+    with pytest.raises(ValueError, match="no size"):
+        src.select(steps={"medium": [0]})
     with pytest.raises(ValueError, match="no size"):
         src.select(["medium"])
 

@@ -53,3 +53,39 @@ def test_capability_windows_per_size():
     table = capability_windows(pd.concat([learns, flat]))
     assert table[["size", "capability", "start", "end"]].values.tolist() == [
         ["big", "ioi", 6000, 7250], ["big", "gt", 6000, 7250], ["small", "gt", 6000, 7250]]
+
+
+def test_dense_selection_is_per_size_and_counts_its_windows():
+    from gradtools.emergence_windows import dense_selection, window_counts
+    available = {"a": list(range(0, 8001, 50)), "b": list(range(0, 8001, 50))}
+    windows = pd.DataFrame([dict(size="a", capability="ioi", metric="ioi_margin", start=3000, end=3500),
+                            dict(size="a", capability="gt", metric="gt_prob_diff", start=6000, end=6100)])
+    chosen = dense_selection(available, windows, log_spaced=5)
+    assert set(range(3000, 3501, 50)) | {6000, 6050, 6100} <= set(chosen["a"])
+    assert not set(range(3050, 3500, 50)) & set(chosen["b"])  # b has no window: log-spaced only
+    assert len(chosen["b"]) == 5 and chosen["b"][0] == 0 and chosen["b"][-1] == 8000
+    assert window_counts(windows, chosen).checkpoints.tolist() == [11, 3]
+
+
+def test_select_in_windows_on_a_suite_folder(tmp_path):
+    """A suite with a capability table: the IOI window's every checkpoint, log-spaced ones elsewhere."""
+    from gradtools.checkpoint_sources import open_source
+    from gradtools.emergence_windows import select_in_windows
+    from gradtools.lm import tiny_causal_lm
+    from gradtools.lm_training import save_checkpoint
+    from gradtools.word_tokenizer import train_word_tokenizer
+
+    steps = list(range(0, 2001, 100))
+    for step in steps:
+        save_checkpoint(tiny_causal_lm(400, d_model=8, n_layers=1, n_heads=2, context=8, seed=0), tmp_path / "s", step)
+    train_word_tokenizer(["a b c"], vocab_size=400).save(str(tmp_path / "tokenizer.json"))
+    rise = 1 / (1 + np.exp(-(np.array(steps) - 1000) / 100.0))
+    metrics = {"ioi_loss": 5 - 3 * rise, "ioi_name_loss": 5 + 0 * rise, "gt_prob_diff": 0 * rise,
+               "oml_accuracy": 0 * rise, "ioi_rank_accuracy": rise}
+    caps = pd.DataFrame([dict(size="s", step=s, metric=m, value=float(v[i]))
+                         for m, v in metrics.items() for i, s in enumerate(steps)])
+    src, table = select_in_windows(open_source(tmp_path), caps, log_spaced=4)
+    assert table[["capability", "start", "end", "checkpoints"]].values.tolist() == [["ioi", 800, 1200, 5]]
+    assert set(range(800, 1201, 100)) <= set(src.steps("s")) and len(src.steps("s")) <= 5 + 4
+    with pytest.raises(ValueError, match="rerun notebook 00"):
+        select_in_windows(open_source(tmp_path), caps.assign(size="other"), log_spaced=4)
