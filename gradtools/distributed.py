@@ -67,7 +67,8 @@ def _gather(obj, rank: int, world: int) -> list | None:
 
 
 def run_jobs(jobs: Sequence[Hashable], compute: Callable[[Hashable], pd.DataFrame], cache_dir: str | Path,
-             key: Callable[[Hashable], str] = str, progress: bool = True) -> pd.DataFrame | None:
+             key: Callable[[Hashable], str] = str, progress: bool = True,
+             shard: tuple[int, int] | None = None) -> pd.DataFrame | None:
     """Compute one tidy table per job, sharded over the ranks; rank 0 gets them concatenated.
 
     Args:
@@ -76,13 +77,16 @@ def run_jobs(jobs: Sequence[Hashable], compute: Callable[[Hashable], pd.DataFram
         cache_dir: a folder all ranks see; job ``j`` is cached as ``<key(j)>.parquet``
             and not recomputed while that file exists.
         key: a file-name-safe name of a job.
+        shard: ``(rank, world)`` without a process group (processes started by
+            :func:`gradtools.shared_gradients.parallel_study_table`): compute only this share,
+            cache it and return None; a later call without ``shard`` gathers the cached tables.
 
     Returns:
         on rank 0 the concatenation of all jobs' tables in the order of ``jobs``
         (identical to a single-process run); None on the other ranks.
     """
     cache_dir = Path(cache_dir)
-    rank, world = rank_and_world()
+    rank, world = shard if shard is not None else rank_and_world()
     names = [key(job) for job in jobs]
     if len(set(names)) != len(names):
         raise ValueError("`key` gives two jobs the same name; their caches would collide")
@@ -91,6 +95,8 @@ def run_jobs(jobs: Sequence[Hashable], compute: Callable[[Hashable], pd.DataFram
         path = cache_dir / f"{name}.parquet"
         if not path.exists():
             save_table(compute(job), path)
+    if shard is not None:
+        return None
     if world > 1:
         dist.barrier()
     if rank != 0:

@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -18,7 +22,7 @@ import torch
 
 from . import prompt_datasets as pdata
 from .alignment import checkpoint_table
-from .checkpoint_sources import CheckpointSource
+from .checkpoint_sources import CheckpointSource, open_source
 from .distributed import run_jobs
 from .prompt_tasks import PAPER_FAMILIES, build_family
 
@@ -49,7 +53,7 @@ def study_table(source: CheckpointSource, families: list[str], *, n: dict[str, i
                 cache_root: str | Path, seed: int = 0, n_training: int = 64, training_batch_size: int = 16,
                 block_size: int | None = None, device: str | None = None, progress: bool = True,
                 interference_batch_sizes: tuple[int, ...] = (), all_parameters: bool | tuple[str, ...] = False,
-                frequency_matched: bool = True) -> pd.DataFrame:
+                frequency_matched: bool = True, shard: tuple[int, int] | None = None) -> pd.DataFrame | None:
     """Tidy ``(size, step, dataset, metric, value)`` of every checkpoint of ``source`` (see module doc).
 
     ``interference_batch_sizes``, ``all_parameters``: passed to
@@ -57,7 +61,8 @@ def study_table(source: CheckpointSource, families: list[str], *, n: dict[str, i
     full-parameter alignment, for every dataset or the named ones). ``frequency_matched``: with
     ``"ioi"`` among the families and a source that knows its training token counts, the dataset
     ``ioi_rand_freq`` (:func:`gradtools.prompt_datasets.ioi_rand_freq`) is added, drawn from the
-    counts of the source's first size (the sizes of a suite share one corpus).
+    counts of the source's first size (the sizes of a suite share one corpus). ``shard``: compute
+    only that share of the checkpoints and return None (:func:`parallel_study_table`).
 
     Destructive interference is measured on IOI when ``"ioi"`` is among the families and
     the source has training data for the size (``n_training`` sequences, batches of
@@ -110,8 +115,60 @@ def study_table(source: CheckpointSource, families: list[str], *, n: dict[str, i
         base = f"{job[0].replace('/', '--')}__step{job[1]:09d}__{by_job[job].fingerprint()}"
         return base + ("" if with_di.get(job) or not use_training else "__no-di")
 
-    return run_jobs(list(by_job), compute, folder, key=key,
-                    progress=progress)
+    return run_jobs(list(by_job), compute, folder, key=key, progress=progress, shard=shard)
+
+
+def open_spec(spec: dict) -> CheckpointSource:
+    """The source a :func:`parallel_study_table` spec names: ``open_source(source, profile, sizes=,
+    steps=)`` offline, renamed ``name`` (the name keys the cache)."""
+    source = open_source(spec["source"], spec["profile"], sizes=spec["sizes"], steps=spec["steps"], download=False)
+    return replace(source, name=spec["name"])
+
+
+def source_spec(source: CheckpointSource, location: str | None, profile: str) -> dict:
+    """A spec that reopens ``source`` (its sizes, each size's steps, its name) in another process:
+    ``location`` is what :func:`gradtools.checkpoint_sources.open_source` took (None: the profile's suite,
+    ``hf:...``, or a folder)."""
+    return dict(source=location, profile=profile, sizes=list(source.sizes), name=source.name,
+                steps={size: source.steps(size) for size in source.sizes})
+
+
+def parallel_study_table(spec: dict, study: dict, workers: int = 2, progress: bool = True) -> pd.DataFrame:
+    """:func:`study_table` of the source of ``spec`` (:func:`source_spec`) with keywords ``study``, its
+    checkpoints shared round-robin between this process and ``workers - 1`` processes
+    (``python -m gradtools.shared_gradients``), each on one thread and caching what it computes; the
+    table is then read from the cache, identical to a one-process run."""
+    source = open_spec(spec)
+    if workers <= 1:
+        return study_table(source, **study, progress=progress)
+    folder = Path(study["cache_root"])
+    folder.mkdir(parents=True, exist_ok=True)
+    job_file = folder / f"parallel-{os.getpid()}.json"
+    job_file.write_text(json.dumps({"spec": spec, "study": study}, default=str))
+    logs = [folder / f"parallel-{os.getpid()}-{rank}.log" for rank in range(1, workers)]
+    procs = [subprocess.Popen([sys.executable, "-m", "gradtools.shared_gradients", str(job_file), str(rank),
+                               str(workers)], stdout=subprocess.DEVNULL, stderr=log.open("w"))
+             for rank, log in zip(range(1, workers), logs)]
+    try:
+        study_table(source, **study, progress=progress, shard=(0, workers))
+    except BaseException:
+        for proc in procs:
+            proc.kill()
+        raise
+    for proc, log in zip(procs, logs):
+        if proc.wait() != 0:
+            raise RuntimeError(f"a study worker failed (exit {proc.returncode}):\n{log.read_text()[-3000:]}")
+    job_file.unlink()
+    for log in logs:
+        log.unlink()
+    return study_table(source, **study, progress=False)
+
+
+def _worker(argv: list[str]) -> None:
+    """``python -m gradtools.shared_gradients JOB.json RANK WORLD``: one share of a parallel study table."""
+    torch.set_num_threads(1)
+    job = json.loads(Path(argv[0]).read_text())
+    study_table(open_spec(job["spec"]), **job["study"], progress=False, shard=(int(argv[1]), int(argv[2])))
 
 
 def wide(table: pd.DataFrame) -> pd.DataFrame:
@@ -119,4 +176,8 @@ def wide(table: pd.DataFrame) -> pd.DataFrame:
     return table.pivot_table(index=["size", "step", "dataset"], columns="metric", values="value").reset_index()
 
 
-__all__ = ["PAPER_FAMILIES", "family_datasets", "settings_key", "study_table", "wide"]
+__all__ = ["PAPER_FAMILIES", "family_datasets", "open_spec", "parallel_study_table", "settings_key", "source_spec",
+           "study_table", "wide"]
+
+if __name__ == "__main__":
+    _worker(sys.argv[1:])

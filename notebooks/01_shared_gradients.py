@@ -77,7 +77,7 @@ from gradtools import shared_gradients_claims as sgc
 from gradtools.checkpoint_sources import open_folder, open_source, revision_selection
 from gradtools.figures import save_figure
 from gradtools.prompt_tasks import PAPER_FAMILIES
-from gradtools.shared_gradients import study_table, wide
+from gradtools.shared_gradients import parallel_study_table, source_spec, study_table, wide
 
 torch.set_num_threads(1)  # the 2-core budget is shared; one thread keeps timings comparable
 transformers.utils.logging.disable_progress_bar()
@@ -86,21 +86,21 @@ cfg = profiles.select(profile, {
     # smoke: a tiny suite trained here in seconds (no capability emerges); checks that everything runs
     "smoke": dict(n={"ioi": 10, "gt": 10, "oml": 10}, max_checkpoints=3, sizes=None, n_training=8,
                   training_batch_size=4, interference_batch_sizes=(2, 8), all_parameters=("ioi",),
-                  dense_windows=False, block_size=None,
+                  dense_windows=False, block_size=None, workers=2,
                   tiny_suite=dict(sizes={"d16-L1": dict(d_model=16, n_layers=1, n_heads=2),
                                          "d24-L2": dict(d_model=24, n_layers=2, n_heads=2)},
                                   recipe=dict(vocab_size=600, n_stories=2_000, wiki_chars=30_000, context=32,
                                               batch_size=4, steps=12, lr=3e-3))),
     # default: the suite of notebook 00 (three sizes); every checkpoint inside each size's emergence
-    # windows plus 12 log-spaced ones, 96 prompts a dataset; DI over 256 training sequences, in batches of
+    # windows plus 10 log-spaced ones, 96 prompts a dataset; DI over 256 training sequences, in batches of
     # 32 (the suite's) and of 8, 16, 64, 128
-    "default": dict(n={"ioi": 96, "gt": 96, "oml": 96}, max_checkpoints=12, sizes=None, n_training=256,
+    "default": dict(n={"ioi": 96, "gt": 96, "oml": 96}, max_checkpoints=10, sizes=None, n_training=256,
                     training_batch_size=32, interference_batch_sizes=(8, 16, 64, 128), all_parameters=("ioi",),
-                    dense_windows=True, block_size=None, tiny_suite=None),
+                    dense_windows=True, block_size=None, workers=2, tiny_suite=None),
     # paper: the datasets' full sizes (1000 / 1000 / 408), every checkpoint, Gram in blocks (GPU)
     "paper": dict(n={"ioi": 1000, "gt": 1000, "oml": None}, max_checkpoints=None, sizes=None, n_training=1024,
                   training_batch_size=64, interference_batch_sizes=(16, 32, 128, 256, 512), all_parameters=("ioi",),
-                  dense_windows=False, block_size=256, tiny_suite=None),
+                  dense_windows=False, block_size=256, workers=1, tiny_suite=None),
 })
 if n_prompts is not None and not (isinstance(n_prompts, int) and n_prompts >= 2):
     raise ValueError(f"n_prompts={n_prompts!r}: give None (the profile's sizes) or a number of prompts >= 2")
@@ -114,7 +114,7 @@ t_start = time.time()
 #   checkpoints a size: checks that every cell and figure runs (no capability emerges).
 # * `default` (a 2-core laptop, within 20 minutes once the suite is trained): the suite of
 #   `00_checkpoint_suite` (three sizes), every checkpoint inside each size's emergence windows
-#   plus 12 log-spaced ones, 96 prompts a dataset, 256 training sequences for destructive
+#   plus 10 log-spaced ones, 96 prompts a dataset, 256 training sequences for destructive
 #   interference (batches of 32, the suite's, and of 8, 16, 64, 128, each against its
 #   random-sign null), IOI's alignment over all parameters as well (appendix D.2).
 # * `paper` (a GPU): the datasets' full sizes (IOI 1000, GT 1000, OML 408), every
@@ -153,7 +153,8 @@ t_start = time.time()
 
 # %%
 def open_checkpoints():
-    """The source, selected: dense emergence windows (local suite), else log-spaced or ``revisions``."""
+    """(source, window table or None, where the source is: what `open_source` takes), the checkpoints
+    selected: dense emergence windows (local suite), else log-spaced or ``revisions``."""
     if source is None and cfg.tiny_suite is not None:
         # smoke: train a tiny two-size suite with the suite's own code, into its own cache folder
         suite = cs.suite_dir(profile, name="checkpoint_suite_study1")
@@ -161,22 +162,22 @@ def open_checkpoints():
         for size, shape in cfg.tiny_suite["sizes"].items():
             cs.train_size(suite, size, shape, recipe, [0, recipe.steps], progress=False)
         return open_folder(suite, name="smoke suite").select(
-            sizes or cfg.sizes, **revision_selection(revisions, cfg.max_checkpoints)), None
+            sizes or cfg.sizes, **revision_selection(revisions, cfg.max_checkpoints)), None, str(suite)
     dense = cfg.dense_windows if dense_windows is None else dense_windows
     if not (dense and source is None and revisions is None):
         # a hub source downloads only the selected revisions it lacks
         return open_source(source, profile, sizes=sizes or cfg.sizes,
-                           **revision_selection(revisions, cfg.max_checkpoints)), None
+                           **revision_selection(revisions, cfg.max_checkpoints)), None, source
     capabilities_path = DATA / "suite_capabilities.parquet"
     if not capabilities_path.exists():
         raise FileNotFoundError(f"{capabilities_path} is missing: run notebook 00 first "
                                 f"(`python -m gradtools.runner --profile {profile} 00_checkpoint_suite`), "
                                 "or set dense_windows=False")
     every = open_source(None, profile, sizes=sizes or cfg.sizes)
-    return ew.select_in_windows(every, pd.read_parquet(capabilities_path), cfg.max_checkpoints)
+    return (*ew.select_in_windows(every, pd.read_parquet(capabilities_path), cfg.max_checkpoints), None)
 
 
-src, window_table = open_checkpoints()
+src, window_table, src_location = open_checkpoints()
 print(f"source {src.name!r}: sizes {src.sizes}")
 for size in src.sizes:
     print(f"  {size}: {len(src.steps(size))} steps {src.steps(size)}")
@@ -192,8 +193,9 @@ if window_table is not None:
 # runs `gradtools.alignment.checkpoint_table` on each checkpoint through
 # `gradtools.distributed.run_jobs`: each checkpoint's rows are cached under
 # `data/cache/<profile>/shared_gradients-<settings hash>/`, so a rerun or an interrupted run
-# only computes what is missing, and under `torchrun` the checkpoints are shared between
-# processes. The tidy table `(size, step, dataset, metric, value)` is written to
+# only computes what is missing. On a CPU the checkpoints are shared round-robin between
+# `workers` processes, one core each (`shared_gradients.parallel_study_table`); under
+# `torchrun` between its processes. The tidy table `(size, step, dataset, metric, value)` is written to
 # `data/shared_gradients.parquet`.
 
 # %%
@@ -201,9 +203,13 @@ families = ["ioi", "gt", "oml"] + ([task] if task else [])
 base_n = cfg.n if n_prompts is None else {family: n_prompts for family in cfg.n}
 n = dict(base_n, **({task: task_n or base_n["ioi"]} if task else {}))
 t0 = time.time()
-table = study_table(src, families, n=n, cache_root=paths.cache_dir(profile), n_training=cfg.n_training,
-                    training_batch_size=cfg.training_batch_size, block_size=cfg.block_size,
-                    interference_batch_sizes=cfg.interference_batch_sizes, all_parameters=cfg.all_parameters)
+study = dict(families=families, n=n, cache_root=str(paths.cache_dir(profile)), n_training=cfg.n_training,
+             training_batch_size=cfg.training_batch_size, block_size=cfg.block_size,
+             interference_batch_sizes=list(cfg.interference_batch_sizes), all_parameters=cfg.all_parameters)
+if cfg.workers > 1 and not torch.cuda.is_available():  # CPU: the checkpoints shared between processes
+    table = parallel_study_table(source_spec(src, src_location, profile), study, workers=cfg.workers)
+else:
+    table = study_table(src, **study)
 cache.save_table(table, DATA / "shared_gradients.parquet")
 W = wide(table)
 print(f"{len(table)} rows, {table[['size', 'step']].drop_duplicates().shape[0]} checkpoints, {time.time() - t0:.0f} s")

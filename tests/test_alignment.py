@@ -264,3 +264,28 @@ def test_study_table_on_a_suite_adds_the_frequency_matched_control_and_batch_siz
                         training_batch_size=2, frequency_matched=False)
     assert "ioi_rand_freq" not in set(plain.dataset)
     assert len(list((tmp_path / "cache").glob("shared_gradients-*"))) == 2  # the settings key tells them apart
+
+
+def test_parallel_study_table_equals_one_process(tmp_path, tok):
+    """Two processes share the checkpoints round-robin; the gathered table is the one-process table."""
+    from gradtools.shared_gradients import parallel_study_table, source_spec
+
+    folder = tmp_path / "suite"
+    for step in (0, 2, 5):
+        save_checkpoint(tiny_causal_lm(VOCAB, d_model=8, n_layers=1, n_heads=2, context=32, seed=step),
+                        folder / "tiny", step)
+    tok.save(str(folder / "tokenizer.json"))
+    src = open_source(folder).select(steps={"tiny": [0, 5]})
+    study = dict(families=["oml"], n=4, all_parameters=("oml",))
+    one = study_table(src, **study, cache_root=tmp_path / "one", progress=False)
+    spec = source_spec(src, str(folder), "smoke")
+    assert spec["steps"] == {"tiny": [0, 5]}
+    two = parallel_study_table(spec, dict(study, cache_root=str(tmp_path / "two")), workers=2, progress=False)
+    pd.testing.assert_frame_equal(one, two)
+    assert len(list((tmp_path / "two").glob("shared_gradients-*/*.parquet"))) == 2
+    assert not list((tmp_path / "two").glob("parallel-*"))  # the job file and logs are removed
+    for weights in (folder / "tiny" / "step-000002").glob("*.safetensors"):  # the worker's checkpoint
+        weights.write_bytes(b"not a checkpoint")
+    with pytest.raises(RuntimeError, match="worker failed"):  # a worker's error reaches the caller
+        parallel_study_table(dict(spec, steps={"tiny": [0, 2]}), dict(study, cache_root=str(tmp_path / "bad")),
+                             workers=2, progress=False)
