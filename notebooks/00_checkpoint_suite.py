@@ -59,6 +59,7 @@ from IPython.display import Markdown, display
 from gradtools import cache, fidelity, paths, profiles
 from gradtools import checkpoint_suite as cs
 from gradtools import checkpoint_suite_claims as csc
+from gradtools import emergence_windows as ew
 from gradtools import suite_corpus
 from gradtools.figures import save_figure
 from gradtools.lm import load_causal_lm
@@ -296,6 +297,19 @@ cache.save_table(emergence, DATA / "suite_emergence_steps.parquet")
 display(emergence.set_index("size").T)
 
 # %% [markdown]
+# **Emergence windows** (`gradtools.emergence_windows.capability_windows`): per size and capability,
+# the steps where its curve (IOI: the margin IOI-name loss minus IOI loss; GT: the probability
+# difference; OML: the accuracy) makes 10% to 90% of its rise, from its lowest value to its level over
+# the last 1000 steps; a rise smaller than 0.5 nats (IOI), 0.1 (GT) or 0.2 (OML) is no window.
+# `checkpoints`: how many saved checkpoints lie inside. Study 1 (notebook 01) measures every one of them.
+
+# %%
+windows = ew.capability_windows(wide)
+windows = ew.window_counts(windows, {size: saved_steps(SUITE / size) for size in cfg.sizes})
+cache.save_table(windows, DATA / "suite_emergence_windows.parquet")
+display(windows)
+
+# %% [markdown]
 # ## Claims: does the suite learn what the paper's suite learns?
 #
 # Each threshold is decided **over the last 1000 steps** of the largest size (every checkpoint in
@@ -447,12 +461,9 @@ display(csc.probe_summary(probes, chance).round(dict.fromkeys(metric_columns, 3)
 # their hardest tasks. No `suite` profile was added: the default budget suffices for d64-L2, and no
 # larger budget measured here (24000 steps, run D) made a larger model pass.
 #
-# **Emergence windows**, for study 1's dense checkpoints: the emergence table above gives, per size, the
-# step each capability is first reached and held, and the schedule's dense windows are placed to catch
-# them (OML early, in the log-spaced part; GT and IOI later, in the 64- and 250-step windows). Whether a
-# capability actually emerges inside its window is that table's answer for this run, not this text's.
-# IOI leaves the plateau with the copying stage: IOI-name separates from IOI first, IOI-copy later
-# (study 1 measures this step by step).
+# **Emergence windows**, for study 1's dense checkpoints: the suite saves a checkpoint every 100 steps
+# after step 64, since where each capability forms is known only after training; the windows table
+# above says where it formed in this run and how many checkpoints lie there.
 #
 # **Wall time**: the sizes train side by side (`workers=2`, one process and one core each); each size's
 # recorded wall time is `train_wall_s` in the emergence table (it depends on what else the machine ran).

@@ -39,6 +39,17 @@
 # (random two digits), GT-less (`ZZ < YY`), GT-copy (`YY`); OML `... from the month of [M]
 # to the month of` -> the next month with OML-month (a random month), OML-copy (`[M]`).
 #
+# Deviations from the paper's setup (default profile), beside the paper's value:
+#
+# | setting | here (default) | the paper |
+# |---|---|---|
+# | models | the suite of notebook 00: d64-L2, d80-L2, d96-L2 (0.10-0.22M non-embedding parameters), one seed each | OLMo 14M-472M (zsl checkpoints), one run each |
+# | checkpoints | every one saved (each 100 steps) inside each size's IOI, GT and OML windows (10%-90% of the rise), plus 10 log-spaced | steps 2^i of 2^18 |
+# | prompts | 96 per dataset | IOI 1000, GT 1000, OML 408 (the `paper` profile) |
+# | parameters | non-embedding linear layers; IOI also over all parameters (D.2) | non-embedding parameters ("consistent with the full parameters", D.2) |
+# | destructive interference | 256 training sequences after each checkpoint; batches of 32 x 64 tokens (the suite's) and of 8, 16, 64, 128 sequences; against a random-sign null | training batches of 0.5M tokens; no null |
+# | IOI-rand target | uniform over the 2048-word vocabulary; also frequency-matched (IOI-rand-freq) | uniform over OLMo's ~50k tokens |
+#
 # **Checkpoints** come from one parameter, `source`: `None` is the local suite of this
 # profile (`notebooks/00_checkpoint_suite.ipynb` trains it; in `smoke` a tiny two-size
 # suite is trained here on the fly), `"hf:EleutherAI/pythia-14m"` reads every `stepN`
