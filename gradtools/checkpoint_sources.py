@@ -133,6 +133,8 @@ class CheckpointSource:
         keep_sizes = check_sizes(self.name, self.sizes, sizes)
         if isinstance(steps, dict):
             check_sizes(self.name, self.sizes, list(steps))
+            if set(keep_sizes) - set(steps):
+                raise ValueError(f"steps per size name no steps for {sorted(set(keep_sizes) - set(steps))}")
         chosen = []
         for size in keep_sizes:
             wanted = steps.get(size) if isinstance(steps, dict) else steps
@@ -446,7 +448,7 @@ def _hub_tokenizer(checkpoints: list[Checkpoint]):
 
 def open_source(source: str | Path | None = None, profile: str = "default", *,
                 cache_dir: str | Path | None = None, sizes: list[str] | None = None,
-                steps: list[int] | None = None, max_per_size: int | None = None,
+                steps: list[int] | dict[str, list[int]] | None = None, max_per_size: int | None = None,
                 download: bool = True) -> CheckpointSource:
     """The checkpoints named by ``source`` (None or ``"suite"``, ``"hf:NAME[,NAME]"``, or a folder),
     selected: ``sizes`` (None: all), per size the ``steps`` it has, or at most ``max_per_size``

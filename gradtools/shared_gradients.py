@@ -78,7 +78,8 @@ def study_table(source: CheckpointSource, families: list[str], *, n: dict[str, i
     with_ioi = "ioi" in datasets and "ioi" in families
     counts = (source.token_counts(source.sizes[0]) if with_ioi and frequency_matched and source.token_counts
               else None)
-    if counts is not None:
+    if counts is not None:  # zero counts for ids the streams never hold, up to the tokenizer's size
+        counts = torch.nn.functional.pad(counts, (0, max(0, pdata.vocab_size(tokenizer) - len(counts))))
         datasets["ioi_rand_freq"] = pdata.ioi_rand_freq(tokenizer, len(datasets["ioi"]), seed, counts=counts)
     name_ids = (torch.tensor(list(pdata.single_token_ids(tokenizer, datasets["ioi"].words["name"],
                                                          what="name").values()))
@@ -89,7 +90,8 @@ def study_table(source: CheckpointSource, families: list[str], *, n: dict[str, i
                     n_training=n_training if use_training else 0, training_batch_size=training_batch_size,
                     **({"interference_batch_sizes": list(interference_batch_sizes)} if interference_batch_sizes else {}),
                     **({"all_parameters": all_parameters} if all_parameters else {}),
-                    **({"frequency_matched": True} if counts is not None else {}))
+                    **({"frequency_matched": settings_key(datasets["ioi_rand_freq"].targets.tolist())}
+                       if counts is not None else {}))
     folder = Path(cache_root) / f"shared_gradients-{settings_key(settings)}"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "settings.json").write_text(json.dumps(settings, indent=1, default=str))
@@ -146,21 +148,23 @@ def parallel_study_table(spec: dict, study: dict, workers: int = 2, progress: bo
     job_file = folder / f"parallel-{os.getpid()}.json"
     job_file.write_text(json.dumps({"spec": spec, "study": study}, default=str))
     logs = [folder / f"parallel-{os.getpid()}-{rank}.log" for rank in range(1, workers)]
-    procs = [subprocess.Popen([sys.executable, "-m", "gradtools.shared_gradients", str(job_file), str(rank),
-                               str(workers)], stdout=subprocess.DEVNULL, stderr=log.open("w"))
-             for rank, log in zip(range(1, workers), logs)]
+    procs = []
     try:
+        for rank, log in zip(range(1, workers), logs):
+            with log.open("w") as err:  # the child keeps its own handle
+                procs.append(subprocess.Popen([sys.executable, "-m", "gradtools.shared_gradients", str(job_file),
+                                               str(rank), str(workers)], stdout=subprocess.DEVNULL, stderr=err))
         study_table(source, **study, progress=progress, shard=(0, workers))
-    except BaseException:
+        for proc, log in zip(procs, logs):
+            if proc.wait() != 0:
+                raise RuntimeError(f"a study worker failed (exit {proc.returncode}):\n{log.read_text()[-3000:]}")
+    finally:  # on any failure (ours or a worker's) no worker outlives the call, and no file is left behind
         for proc in procs:
-            proc.kill()
-        raise
-    for proc, log in zip(procs, logs):
-        if proc.wait() != 0:
-            raise RuntimeError(f"a study worker failed (exit {proc.returncode}):\n{log.read_text()[-3000:]}")
-    job_file.unlink()
-    for log in logs:
-        log.unlink()
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+        for path in (job_file, *logs):
+            path.unlink(missing_ok=True)
     return study_table(source, **study, progress=False)
 
 

@@ -49,6 +49,7 @@
 # | parameters | non-embedding linear layers; IOI also over all parameters (D.2) | non-embedding parameters ("consistent with the full parameters", D.2) |
 # | destructive interference | 256 training sequences after each checkpoint; batches of 32 x 64 tokens (the suite's) and of 8, 16, 64, 128 sequences; against a random-sign null | training batches of 0.5M tokens; no null |
 # | IOI-rand target | uniform over the 2048-word vocabulary; also frequency-matched (IOI-rand-freq) | uniform over OLMo's ~50k tokens |
+# | IOI-name loss | the IOI-name control's loss: one random other name per prompt (the gradients need one target); notebook 00 uses the exact mean over the other names | one random other name |
 #
 # **Checkpoints** come from one parameter, `source`: `None` is the local suite of this
 # profile (`notebooks/00_checkpoint_suite.ipynb` trains it; in `smoke` a tiny two-size
@@ -305,7 +306,9 @@ show(fig, "ioi_loss_alignment_interference")
 # push the IOI loss up and down as if independently; below it, they agree (the batch
 # consistently lowers or raises it); above it, they cancel more than chance. The paper's batches
 # hold 0.5M tokens; the suite's hold 32 x 64 = 2048, so DI is also measured on batches of 8 to
-# 128 sequences cut from the same 256 training sequences after each checkpoint.
+# 128 sequences cut from the same 256 training sequences after each checkpoint (so 4 batches of 64 and
+# 2 of 128 per checkpoint: their lowering shares move in steps of 1/4 and 1/2, and the medians over
+# checkpoints carry the comparison).
 
 # %%
 batch_sizes = sorted({cfg.training_batch_size, *sgc.interference_batch_sizes(W)})
@@ -330,9 +333,11 @@ show(fig, "ioi_interference_vs_null_by_batch_size")
 # %% [markdown]
 # ### The IOI emergence window, step by step
 #
-# Every measured checkpoint inside each size's IOI window (notebook 00's IOI margin, 10% to 90%
-# of its rise; grey band), on a linear step axis: the IOI margin (IOI-name loss minus IOI loss)
-# and the mean cosine of IOI and IOI-name. "Before and with" reads off this figure.
+# Every measured checkpoint inside each size's IOI window (grey band: notebook 00's IOI margin, exact
+# over the other names on 500 prompts, 10% to 90% of its rise), on a linear step axis: this notebook's
+# IOI margin (IOI-name loss minus IOI loss, one sampled name on 96 prompts, so its own 10%-90% steps,
+# the `ioi_window_*` columns of the summary, can sit a little apart from the band) and the mean cosine
+# of IOI and IOI-name. "Before and with" reads off this figure.
 
 # %%
 fig, axes = plt.subplots(2, len(SIZES), figsize=(5 * len(SIZES), 6), squeeze=False, sharex="col")

@@ -289,3 +289,4 @@ def test_parallel_study_table_equals_one_process(tmp_path, tok):
     with pytest.raises(RuntimeError, match="worker failed"):  # a worker's error reaches the caller
         parallel_study_table(dict(spec, steps={"tiny": [0, 2]}), dict(study, cache_root=str(tmp_path / "bad")),
                              workers=2, progress=False)
+    assert not list((tmp_path / "bad").glob("parallel-*"))  # cleaned up after a failure too

@@ -71,6 +71,8 @@ def test_suite_layout_redraws_the_training_batches_after_a_checkpoint(tmp_path, 
     assert per_size.token_counts is src.token_counts and per_size.training_batches is src.training_batches
     with pytest.raises(ValueError, match="no size"):
         src.select(steps={"medium": [0]})
+    with pytest.raises(ValueError, match="no steps for"):  # a size left out of the dict is not silently kept whole
+        src.select(steps={"small": [4]})
     with pytest.raises(ValueError, match="no size"):
         src.select(["medium"])
 
