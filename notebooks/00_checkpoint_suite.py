@@ -61,6 +61,7 @@ from gradtools import checkpoint_suite as cs
 from gradtools import checkpoint_suite_claims as csc
 from gradtools import emergence_windows as ew
 from gradtools import suite_corpus
+from gradtools import prompt_datasets as prompt_datasets_module
 from gradtools.figures import save_figure
 from gradtools.lm import load_causal_lm
 from gradtools.lm_training import checkpoint_path, saved_steps
@@ -332,6 +333,19 @@ wider = csc.wider_runs(probes, largest, steps=recipe.steps, corpus=suite_corpus.
 display(seeds.round(3))
 claims = fidelity.save_claims("00_checkpoint_suite", csc.claims(emergence, seeds, wider), profile)
 display(Markdown(fidelity.claims_markdown(claims)))
+
+# %% [markdown]
+# **Which held-out prompts each size gets right** (`checkpoint_suite.ioi_rank_by_template`, at each
+# size's last checkpoint, 600 IOI prompts: 20 per template and name order): where a size falls short of
+# the 80% threshold, this says whether it misses IOI everywhere or on some templates only.
+
+# %%
+ioi_eval = prompt_datasets_module.ioi(tokenizer, 600, 1)
+by_template = pd.concat([cs.ioi_rank_by_template(load_causal_lm(checkpoint_path(SUITE / size, recipe.steps)),
+                                                 ioi_eval).assign(size=size) for size in cfg.sizes])
+cache.save_table(by_template, DATA / "suite_ioi_by_template.parquet")
+by_template["text"] = by_template.template.map(lambda t: prompt_datasets_module.IOI_TEMPLATES[t])
+display(by_template.pivot_table(index=["template", "text"], columns=["size", "order"], values="a_above_b").round(2))
 
 # %% [markdown]
 # ## How study 1 reads the suite

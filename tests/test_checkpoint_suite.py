@@ -85,3 +85,21 @@ def test_a_corpus_of_another_version_is_not_reused(tmp_path, monkeypatch):
     (tmp_path / "corpus.json").unlink()  # a suite cached before versions were recorded
     with pytest.raises(ValueError, match="before 4"):
         cs.prepare_corpus(tmp_path, recipe)
+
+
+def test_ioi_rank_by_template_against_a_loop():
+    from gradtools import prompt_datasets as pdata
+    from gradtools.word_tokenizer import train_word_tokenizer
+    tok = train_word_tokenizer(["a b c"], vocab_size=400)
+    model = tiny_causal_lm(400, d_model=8, n_layers=1, n_heads=2, context=32, seed=4)
+    ioi = pdata.ioi(tok, 60, seed=2)
+    table = cs.ioi_rank_by_template(model, ioi)
+    assert table.prompts.sum() == 60 and set(table.order) == {"ABBA", "BABA"}
+    with torch.no_grad():
+        for r in table.itertuples():
+            hits = [i for i in range(60) if ioi.meta.template[i] == r.template and ioi.meta.order[i] == r.order]
+            above = []
+            for i in hits:  # one prompt at a time, no padding
+                logits = model(ioi.batch(rows=[i])["input_ids"]).logits[0, ioi.last_positions()[i]]
+                above.append(float(logits[ioi.meta.a_id[i]] > logits[ioi.meta.b_id[i]]))
+            assert r.prompts == len(hits) and r.a_above_b == pytest.approx(sum(above) / len(above))

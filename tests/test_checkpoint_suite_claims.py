@@ -119,7 +119,7 @@ def test_runs_on_the_committed_default_tables():
     wider = csc.wider_runs(probe_table, largest, steps=int(wide.step.max()), corpus=4)
     rows = csc.claims(emergence, seeds, wider)
     df = fidelity.claims_table("00_checkpoint_suite", rows)
-    assert len(df) == 4 and set(df.verdict) <= set(fidelity.VERDICTS)
+    assert len(df) == 5 and set(df.verdict) <= set(fidelity.VERDICTS)
     assert (df.measured.str.len() > 0).all() and seeds.seed.is_unique and len(seeds) >= 1
 
 
@@ -147,3 +147,13 @@ def test_gt_and_oml_are_decided_over_seeds_with_the_probe_runs_named():
     assert got[IOI]["verdict"] == "reproduced" and "seed 1 comes from" in got[IOI]["why"]
     both_fail = suite_claims(capabilities(window=dict(gt_prob_diff=0.3)), probes_with("M", gt_prob_diff=0.3))
     assert both_fail[GT]["verdict"] == "not reproduced"
+
+
+def test_every_size_learns_ioi_counts_the_sizes():
+    EVERY = "every size of the suite learns IOI"
+    two = pd.concat([capabilities("d48-L2"), capabilities()])
+    assert suite_claims(two, probes({}))[EVERY]["verdict"] == "reproduced"
+    one_short = pd.concat([capabilities("d48-L2", window=dict(ioi_rank_accuracy=0.7)), capabilities()])
+    row = suite_claims(one_short, probes({}))[EVERY]
+    assert row["verdict"] == "partly" and "1 of 2 sizes fall short" in row["why"]
+    assert "d48-L2: [A] above [B] 70%-90%" in row["measured"]
