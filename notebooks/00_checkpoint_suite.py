@@ -370,10 +370,9 @@ for i, text in enumerate(ioi.meta.text):
 # %% [markdown]
 # ## Recipe search and results (default profile)
 #
-# All runs below used the default shape family (GPT-NeoX, context 64, batch 16, AdamW
-# betas 0.9/0.95, weight decay 0.1, clipping 1.0, 5% warm-up then cosine to 10%, 12000
-# steps, 90% stories / 10% Wikipedia, vocabulary 2048) with peak lr 3e-3 unless the row
-# says otherwise, on this 2-core machine, most of them beside other jobs (timings 1.5-3x
+# All runs below used the default shape family (GPT-NeoX, context 64, AdamW betas 0.9/0.95, weight
+# decay 0.1, clipping 1.0) and, unless the row says otherwise, batches of 16, 5% warm-up then cosine to 10%, 12000
+# steps, 90% stories / 10% Wikipedia, vocabulary 2048, with peak lr 3e-3, on this 2-core machine, most of them beside other jobs (timings 1.5-3x
 # slower than idle). Metrics are on the held-out evaluation templates (300-500 prompts a set).
 #
 # | run | corpus | size | what it gave |
@@ -453,6 +452,13 @@ for i, text in enumerate(ioi.meta.text):
 # IOI emerge in every run; some seeds pass with room, one gets stuck at the copying stage, and the
 # default's seed 0 sits near the threshold. The claims table above counts them (with the `seeds` table
 # above it and the probe summary below).
+# (10) **The schedule and the batch** (issue 17, runs P-W). The paper's trapezoidal schedule (P, Q) did
+# not help: seed 2 still copies [B], and seed 0 with it copies [B] too, with a lower GT. Batches of 32
+# instead of 16 did: seed 2, stuck at the copying stage with batches of 16 (N), learns IOI early and
+# holds it (R), and with batches of 32 the 80- and 96-wide 2-layer models leave the copying stage too
+# (this notebook's suite). Twice the batch for two thirds of the steps (8000) costs 4/3 of the old
+# budget per size. Runs T and U (batches of 32 over 12000 steps) were stopped when the default moved to
+# 8000 steps. The seeds of the new default's largest size are runs V and W (the `seeds` table).
 # Runs D-O were trained with `checkpoint_suite.train_size` (the default recipe with the steps,
 # learning rate, shape, seed or corpus version changed) outside this notebook; their held-out metrics every 1000 steps are in
 # `data/suite_recipe_probes.parquet` (run, corpus, size, steps, lr, step, metric, value), summarised

@@ -327,6 +327,9 @@ axes[0].set(xscale="log", xlabel="batch size (sequences)", ylabel="median DI ove
 axes[1].axhline(0.5, color="grey", lw=0.5)
 axes[1].set(xscale="log", xlabel="batch size (sequences)", ylabel="share of batches", ylim=(0, 1.05),
             title="Batches whose step lowers the IOI loss")
+for ax in axes:
+    ax.set_xticks(batch_sizes, [str(b) for b in batch_sizes])
+    ax.minorticks_off()
 axes[0].legend(fontsize=7)
 show(fig, "ioi_interference_vs_null_by_batch_size")
 
