@@ -200,13 +200,19 @@ def _interference(W: pd.DataFrame, size: str) -> dict:
     return r
 
 
-def summary(W: pd.DataFrame, sizes: list[str] | None = None, window_tail: int = 1000) -> pd.DataFrame:
+def summary(W: pd.DataFrame, sizes: list[str] | None = None, window_tail: int = 1000,
+            learned: dict[str, bool] | None = None) -> pd.DataFrame:
     """One row per size (``sizes`` in order, smallest first; default: the table's order) of the numbers the
     claims rest on: IOI loss / margin / alignment half steps, every dataset's alignment shape
     (``<ds>_align_first/peak/peak_step/trough/trough_step/final/late_max/late_rise/late_half_step``), final
     losses and the loss at the alignment trough, control gaps, cross alignment, interference, name clustering."""
     sizes = list(dict.fromkeys(W["size"])) if sizes is None else list(sizes)
-    return pd.DataFrame([size_summary(W, s, window_tail) for s in sizes])
+    rows = [size_summary(W, s, window_tail) for s in sizes]
+    for r in rows:  # notebook 00's verdict (both IOI thresholds held) where the caller has it
+        r["ioi_learned_by"] = "suite" if learned is not None and r["size"] in learned else "margin"
+        if r["ioi_learned_by"] == "suite":
+            r["ioi_learned"] = bool(learned[r["size"]])
+    return pd.DataFrame(rows)
 
 
 def _why(criterion: str, seed_note: str, extra: str = "") -> str:
@@ -217,7 +223,9 @@ def _why(criterion: str, seed_note: str, extra: str = "") -> str:
 def claims(summary: pd.DataFrame, n_seeds: int = 1, training_batch_size: int | None = None) -> list[dict]:
     """The fidelity rows of study 1 from :func:`summary` (rows: sizes, smallest first).
 
-    "IOI sizes" are those whose IOI-name minus IOI loss ends at least 0.5 nats (they learn IOI). Criteria:
+    "IOI sizes" are those that learn IOI: by notebook 00's verdict where :func:`summary` was given it
+    (``learned``: [A] above [B] on 80% and the margin held over the last 1000 steps), else those whose
+    IOI-name minus IOI loss ends at least 0.5 nats (a size that copies [B] has such a margin too). Criteria:
 
     1. alignment before/with the IOI loss drop: in every IOI size, the early alignment rise reaches half
        its height no later than the IOI loss's half drop, **and** a late IOI alignment rise of at least
@@ -257,7 +265,8 @@ def claims(summary: pd.DataFrame, n_seeds: int = 1, training_batch_size: int | N
     seed_note = ONE_SEED if n_seeds <= 1 else ""
     ioi = S[S.ioi_learned]
     sizes_ioi = ", ".join(ioi["size"]) or "none"
-    no_ioi = "no size learns IOI (IOI-name minus IOI loss ends below 0.5 nats)"
+    no_ioi = ("no size learns IOI (notebook 00's verdict)" if (S.get("ioi_learned_by") == "suite").any() else
+              "no size learns IOI (IOI-name minus IOI loss ends below 0.5 nats)")
     rows = []
 
     def add(claim, paper, measured, n_ok, n, criterion, extra="", verdict=None, none_why=no_ioi):

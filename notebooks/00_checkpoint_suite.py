@@ -317,9 +317,10 @@ display(windows)
 # them must pass), not at the last checkpoint alone. IOI, the capability that study 1 is about and the
 # one that sits nearest its threshold, is decided **over the seeds of this recipe**: this suite's
 # largest size (its own checkpoints) and the recipe-search runs of the same recipe with other seeds
-# (runs M-O below, in `data/suite_recipe_probes.parquet`, probed every 1000 steps); "IOI holds in k
-# of n seeds" gives `partly` when 0 < k < n. A fourth row asks whether wider models, probed in the
-# recipe search on the same corpus and budget, learn IOI too. The criteria are in
+# (runs V and W below, in `data/suite_recipe_probes.parquet`, probed every 250 steps); "IOI holds in k
+# of n seeds" gives `partly` when 0 < k < n. A fourth row asks whether every size of the suite learns
+# IOI (one seed each), a fifth whether wider models, probed in the recipe search on the same corpus and
+# budget, learn IOI too. The criteria are in
 # `gradtools.checkpoint_suite_claims.claims`.
 
 # %%
@@ -469,24 +470,35 @@ metric_columns = ["ioi_loss", "ioi_name_loss", "ioi_copy_loss", "ioi_rank_accura
 display(csc.probe_summary(probes, chance).round(dict.fromkeys(metric_columns, 3)))
 
 # %% [markdown]
-# **Verdict against issue 6** (the claims table above, largest size of this profile): OML is learned
-# outright and early. GT and IOI are met at the last checkpoint of the default suite but sit near
-# their thresholds, so over the last 1000 steps they hold at only some checkpoints; across the seeds
-# of the recipe IOI holds in some runs and not in others. The suite therefore learns the paper's three
-# capabilities in its largest size, narrowly and not in every run; study 1 reads it with that in mind.
+# **Verdict** (the claims table above; issue 6's thresholds, issue 17's sizes and seeds). OML is learned
+# outright and early at every size. IOI on the held-out templates **grows with width** at this budget:
+# in the emergence table the 96-wide model holds both IOI thresholds over its last 1000 steps, the
+# 80-wide one ranks [A] above [B] on about two thirds of the prompts (its IOI margin is large: it
+# predicts a name from the context and tells the two apart on most templates), and the 64-wide one,
+# with this seed, ends at the copying stage. The per-template table says where: the 80-wide model fails
+# the templates whose verb phrase (`decided to give`, `wanted to give`, `said to`) the distractor stories
+# use in sentences without IOI structure, and the 64-wide one solves the leading-clause templates
+# (`After/When/While [B] and [A] ..., [B] gave`, the shape it saw most in training) but copies [B] after
+# the two-sentence ones. So issue 17's goal of three sizes in which IOI emerges is **not met** by this
+# default: one size learns IOI, one partly, one not (the "every size" row); the largest size's seeds are
+# the first row. GT holds in the 64- and 96-wide models and wanders below 0.5 in the 80-wide one.
 #
-# **What did not work and what is left:** the 80- and 96-wide models do not get past the copying
-# stage in 12000 steps on either corpus (runs I-L, the last claim), so the default has no size larger
-# than d64-L2; the smaller d32-L2 stays on the plateau (no IOI), like the paper's smallest models on
-# their hardest tasks. No `suite` profile was added: the default budget suffices for d64-L2, and no
-# larger budget measured here (24000 steps, run D) made a larger model pass.
+# **What did not work and what is left.** Batches of 32 moved IOI transfer from the 64-wide model alone
+# (batches of 16) to the 96-wide one, and the order of widths is now the paper's (larger learns more),
+# but three passing widths would need wider models still (d112-L2, d128-L2 at 0.25-0.28 s a step on one
+# core here: 33-37 minutes each for 8000 steps), which the 60-minute budget fits for three sizes only
+# if the 64- and 80-wide ones go; or a corpus without the conflict above (distractor sentences that
+# reuse the evaluation templates' verbs outside IOI; they were added so that names alone do not
+# predict an IOI answer). Neither was tried in this session. Seeds of the 64- and 80-wide models were
+# not run: with batches of 16, seed decided the 64-wide model's fate (runs K, M-O).
 #
 # **Emergence windows**, for study 1's dense checkpoints: the suite saves a checkpoint every 100 steps
 # after step 64, since where each capability forms is known only after training; the windows table
 # above says where it formed in this run and how many checkpoints lie there.
 #
-# **Wall time**: the sizes train side by side (`workers=2`, one process and one core each); each size's
-# recorded wall time is `train_wall_s` in the emergence table (it depends on what else the machine ran).
-# The default suite (d64-L2 beside the cheaper d32-L2) is meant to train well within the 45-minute
-# budget; the `train_wall_s` column says how long it took on this machine. It is read from the cache
-# afterwards, so a cached rerun only evaluates and plots.
+# **Wall time**: the sizes train side by side (`workers=2`, one process and one core each), the costliest
+# first; each size's wall time is `train_wall_s` in the emergence table (it depends on what else the
+# machine ran: this suite trained beside evaluations and tests, 66 minutes in all). On an idle core a
+# step takes about 0.175 s (d64-L2), 0.19 s (d80-L2) and 0.21 s (d96-L2), so the suite needs about 48
+# minutes idle (d96-L2 beside d80-L2 then d64-L2): within the 60 minutes issue 17 allows for a third
+# size. It is read from the cache afterwards, so a cached rerun only evaluates and plots.

@@ -513,11 +513,23 @@ else:
 # * `d2_*`: appendix D.2, IOI's pairwise cosines over all parameters against the non-embedding ones;
 # * `names_excess_*`: name-unembedding cosine minus random tokens', first, peak and last.
 #
+# Which sizes learn IOI (`ioi_learned`) is notebook 00's verdict on the local suite (`[A]` above `[B]` on
+# 80% of its 500 held-out prompts and the margin held over the last 1000 steps, `ioi_learned_by` =
+# `suite`): a size that copies `[B]` predicts a name from the context and so has a large IOI-name margin
+# too. Other sources fall back to the margin alone.
+#
 # `shared_gradients_claims.claims` then decides each claim of the paper by the criterion written in
 # its `why` column; every verdict rests on one training run per size (one seed).
 
 # %%
-summary = sgc.summary(W, sizes=SIZES)
+# which sizes learn IOI: notebook 00's verdict on the local suite (both thresholds over the last 1000
+# steps; a size that copies [B] also has a large IOI-name margin), else the margin alone
+emergence_path = DATA / "suite_emergence_steps.parquet"
+learned = None
+if source is None and cfg.tiny_suite is None and emergence_path.exists():
+    emergence = pd.read_parquet(emergence_path)
+    learned = dict(zip(emergence["size"], emergence.window_ioi_pass_share == 1))
+summary = sgc.summary(W, sizes=SIZES, learned=learned)
 cache.save_table(summary, DATA / "shared_gradients_summary.parquet")
 with pd.option_context("display.max_rows", 200):
     display(summary.set_index("size").T)

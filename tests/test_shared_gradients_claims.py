@@ -214,3 +214,18 @@ def test_cross_alignment_is_partly_when_no_size_lacks_ioi():
     every_size_learns = {"big": base_curves()["big"]}
     row = sgc.claims(sgc.summary(table(every_size_learns), sizes=["big"]))[CLAIMS["cross"]]
     assert row["verdict"] == "partly" and "untested" in row["why"]
+
+
+def test_notebook_00s_verdict_decides_which_sizes_learn_ioi():
+    """A size with a large margin that copies [B] (notebook 00: IOI not held) is not an IOI size."""
+    W = table(base_curves())
+    by_margin = sgc.summary(W, sizes=["small", "big"])
+    assert by_margin.ioi_learned.tolist() == [False, True] and set(by_margin.ioi_learned_by) == {"margin"}
+    S = sgc.summary(W, sizes=["small", "big"], learned={"small": False, "big": False})
+    assert not S.ioi_learned.any() and set(S.ioi_learned_by) == {"suite"}
+    rows = sgc.claims(S, training_batch_size=16)
+    assert rows[CLAIMS["before_drop"]]["verdict"] == "not measured"
+    assert "notebook 00's verdict" in rows[CLAIMS["before_drop"]]["why"]
+    only_small = sgc.summary(W, sizes=["small", "big"], learned={"small": True})  # big: by its margin
+    assert only_small.ioi_learned.tolist() == [True, True]
+    assert only_small.ioi_learned_by.tolist() == ["suite", "margin"]
