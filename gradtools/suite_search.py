@@ -4,7 +4,8 @@ A probe run trains one size with one recipe (peak lr, seed, schedule, steps) int
 ``data/cache/<profile>/suite_search/<run>/<size>``, evaluates every saved checkpoint on the
 held-out prompt sets of :func:`gradtools.checkpoint_suite.evaluation_datasets`, and records the
 metrics in ``data/suite_recipe_probes.parquet`` (tidy: run, corpus, size, steps, lr, seed,
-schedule, batch_size, step, metric, value), which notebook 00's seed study and claims read. Training
+schedule, batch_size, step, metric, value), which notebook 00's seed study and claims read, and the
+last checkpoint's IOI share per evaluation template in ``data/suite_recipe_probe_templates.parquet``. Training
 resumes from the last checkpoint after an interruption; recording replaces the run's rows.
 
     python -m gradtools.suite_search --run P --size d64-L2 --d-model 64 --n-layers 2 --n-heads 4 \\
@@ -42,19 +43,39 @@ def probe(folder: Path, run: str, size: str, shape: dict, recipe: cs.SuiteRecipe
                           schedule=recipe.schedule, batch_size=recipe.batch_size)[COLUMNS]
 
 
-def record(rows: pd.DataFrame, path: Path = PROBES_PATH) -> pd.DataFrame:
-    """Replace the rows of ``rows``' (run, size) pairs in the probes table at ``path`` (atomic write, under
-    a lock file: runs side by side may finish at the same moment)."""
+TEMPLATE_COLUMNS = ["run", "size", "seed", "step", "template", "order", "prompts", "a_above_b"]
+TEMPLATES_PATH = PROBES_PATH.with_name("suite_recipe_probe_templates.parquet")
+
+
+def final_templates(folder: Path, run: str, size: str, recipe: cs.SuiteRecipe, n_prompts: int = 600) -> pd.DataFrame:
+    """The run's last checkpoint on each IOI evaluation template and name order
+    (:func:`gradtools.checkpoint_suite.ioi_rank_by_template`, the prompts notebook 00 uses)."""
+    from .lm_training import load_checkpoint
+    from .prompt_datasets import ioi
+
+    out = Path(folder) / run
+    tokenizer = load_word_tokenizer(out / "tokenizer.json")
+    table = cs.ioi_rank_by_template(load_checkpoint(out / size, recipe.steps), ioi(tokenizer, n_prompts, 1))
+    return table.assign(run=run, size=size, seed=recipe.seed, step=recipe.steps)[TEMPLATE_COLUMNS]
+
+
+def record(rows: pd.DataFrame, path: Path = PROBES_PATH, columns: list[str] = COLUMNS) -> pd.DataFrame:
+    """Replace the rows of ``rows``' (run, size) pairs in the table at ``path`` (the probes, or with
+    ``columns=TEMPLATE_COLUMNS`` the per-template table; atomic write, under a lock file: runs side by side
+    may finish at the same moment)."""
     with open(Path(path).with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        return _replace_rows(rows, path)
+        return _replace_rows(rows, path, columns)
 
 
-def _replace_rows(rows: pd.DataFrame, path: Path) -> pd.DataFrame:
-    old = load_recipe_probes(path)
+def _replace_rows(rows: pd.DataFrame, path: Path, columns: list[str]) -> pd.DataFrame:
+    if columns == COLUMNS:
+        old = load_recipe_probes(path)
+    else:
+        old = pd.read_parquet(path) if Path(path).exists() else pd.DataFrame(columns=columns)
     keys = set(zip(rows.run, rows["size"]))
     keep = old[[(r, s) not in keys for r, s in zip(old.run, old["size"])]]
-    table = pd.concat([keep, rows[COLUMNS]], ignore_index=True) if len(keep) else rows[COLUMNS].reset_index(drop=True)
+    table = pd.concat([keep, rows[columns]], ignore_index=True) if len(keep) else rows[columns].reset_index(drop=True)
     save_table(table, path)
     return table
 
@@ -87,7 +108,10 @@ def main(argv=None) -> int:
     folder = args.folder or cache_dir("default") / "suite_search"
     rows = probe(folder, args.run, args.size, shape, recipe, every=args.every)
     record(rows, args.out)
-    print(f"recorded {len(rows)} rows of run {args.run} ({args.size}) in {args.out}")
+    record(final_templates(folder, args.run, args.size, recipe), args.out.with_name(TEMPLATES_PATH.name),
+           TEMPLATE_COLUMNS)
+    print(f"recorded {len(rows)} rows of run {args.run} ({args.size}) in {args.out}, and its last checkpoint "
+          f"per IOI template in {TEMPLATES_PATH.name}")
     return 0
 
 

@@ -338,7 +338,9 @@ display(Markdown(fidelity.claims_markdown(claims)))
 # %% [markdown]
 # **Which held-out prompts each size gets right** (`checkpoint_suite.ioi_rank_by_template`, at each
 # size's last checkpoint, 600 IOI prompts: 20 per template and name order): where a size falls short of
-# the 80% threshold, this says whether it misses IOI everywhere or on some templates only.
+# the 80% threshold, this says whether it misses IOI everywhere or on some templates only. The second
+# table: the same for the largest size's other seeds (the recipe-search runs of the `seeds` table,
+# recorded in `data/suite_recipe_probe_templates.parquet`).
 
 # %%
 ioi_eval = prompt_datasets_module.ioi(tokenizer, 600, 1)
@@ -347,6 +349,13 @@ by_template = pd.concat([cs.ioi_rank_by_template(load_causal_lm(checkpoint_path(
 cache.save_table(by_template, DATA / "suite_ioi_by_template.parquet")
 by_template["text"] = by_template.template.map(lambda t: prompt_datasets_module.IOI_TEMPLATES[t])
 display(by_template.pivot_table(index=["template", "text"], columns=["size", "order"], values="a_above_b").round(2))
+# the largest size's other seeds (recipe-search runs of this recipe, recorded by gradtools.suite_search)
+probe_runs = [src.split(" ", 1)[1] for src in seeds.source if src.startswith("probe ")]
+templates_path = paths.data_dir("default") / "suite_recipe_probe_templates.parquet"
+if probe_runs and templates_path.exists():
+    probe_templates = pd.read_parquet(templates_path)
+    probe_templates = probe_templates[probe_templates.run.isin(probe_runs) & (probe_templates["size"] == largest)]
+    display(probe_templates.pivot_table(index="template", columns=["run", "seed", "order"], values="a_above_b").round(2))
 
 # %% [markdown]
 # ## How study 1 reads the suite
@@ -475,22 +484,31 @@ display(csc.probe_summary(probes, chance).round(dict.fromkeys(metric_columns, 3)
 # in the emergence table the 96-wide model holds both IOI thresholds over its last 1000 steps, the
 # 80-wide one ranks [A] above [B] on about two thirds of the prompts (its IOI margin is large: it
 # predicts a name from the context and tells the two apart on most templates), and the 64-wide one,
-# with this seed, ends at the copying stage. The per-template table says where: the 80-wide model fails
-# the templates whose verb phrase (`decided to give`, `wanted to give`, `said to`) the distractor stories
-# use in sentences without IOI structure, and the 64-wide one solves the leading-clause templates
-# (`After/When/While [B] and [A] ..., [B] gave`, the shape it saw most in training) but copies [B] after
-# the two-sentence ones. So issue 17's goal of three sizes in which IOI emerges is **not met** by this
-# default: one size learns IOI, one partly, one not (the "every size" row); the largest size's seeds are
-# the first row. GT holds in the 64- and 96-wide models and wanders below 0.5 in the 80-wide one.
+# with this seed, ends at the copying stage. The per-template table says where: the 64-wide model solves
+# the leading-clause templates (`After/When/While [B] and [A] ..., [B] gave`, the shape of half of the
+# training IOI stories) and copies [B] after the two-sentence ones (`Then, [B] and [A] went to the
+# [PLACE]. [B] gave a [OBJECT] to`); the 80-wide one fails the templates with `decided to give`,
+# `wanted to give` and `said to`. Every template that fails has a **distractor sibling** in the training
+# corpus: `Then, [X] went to the [PLACE] alone.`, `[X] and [Y] went to the [PLACE] together.`, `[X] had a
+# lot of fun at the [PLACE].`, `[X] was thinking about going to the [PLACE].`, `Afterwards, [X] decided to
+# give the [OBJECT] away.`, `Friends of [X] got a [OBJECT] at the [PLACE].` (corpus v4 put the evaluation
+# templates' words into non-IOI sentences so that names alone would not predict an IOI answer). A model
+# that has learned that these openings lead to no IOI action falls back to copying. The recipe search's
+# seed 1 of the 96-wide model (run V) fails in exactly the 64-wide model's way (the second per-template
+# table), so the pattern is the corpus's, not one size's. Issue 17's goal
+# of three sizes in which IOI emerges in every seed is **not met** by this default: one size learns IOI in
+# seed 0, one partly, one not (the "every size" row), and the largest size does not hold IOI in every seed
+# (the first row). GT holds in the 64- and 96-wide models and wanders below 0.5 in the 80-wide one.
 #
 # **What did not work and what is left.** Batches of 32 moved IOI transfer from the 64-wide model alone
 # (batches of 16) to the 96-wide one, and the order of widths is now the paper's (larger learns more),
 # but three passing widths would need wider models still (d112-L2, d128-L2 at 0.25-0.28 s a step on one
 # core here: 33-37 minutes each for 8000 steps), which the 60-minute budget fits for three sizes only
-# if the 64- and 80-wide ones go; or a corpus without the conflict above (distractor sentences that
-# reuse the evaluation templates' verbs outside IOI; they were added so that names alone do not
-# predict an IOI answer). Neither was tried in this session. Seeds of the 64- and 80-wide models were
-# not run: with batches of 16, seed decided the 64-wide model's fate (runs K, M-O).
+# if the 64- and 80-wide ones go; the per-template evidence points first at the corpus: distractor
+# sentences that keep names from predicting an IOI answer without reusing the evaluation templates'
+# openings (a corpus v5), then the seed study again. Neither was tried in this session. Seeds of the
+# 64- and 80-wide models were not run: with batches of 16, seed decided the 64-wide model's fate (runs
+# K, M-O).
 #
 # **Emergence windows**, for study 1's dense checkpoints: the suite saves a checkpoint every 100 steps
 # after step 64, since where each capability forms is known only after training; the windows table

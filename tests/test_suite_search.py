@@ -59,3 +59,11 @@ def test_probe_trains_evaluates_and_records(tmp_path):
     pd.testing.assert_frame_equal(pd.read_parquet(path), table)
     with pytest.raises(ValueError, match="must divide"):
         suite_search.probe(tmp_path, "Q", "tiny", dict(d_model=8, n_layers=1, n_heads=2), recipe, every=3)
+    templates = suite_search.final_templates(tmp_path, "P", "tiny", recipe, n_prompts=30)
+    assert list(templates.columns) == suite_search.TEMPLATE_COLUMNS and templates.prompts.sum() == 30
+    assert set(templates.step) == {4} and set(templates.seed) == {3}
+    tpath = tmp_path / "templates.parquet"
+    suite_search.record(templates.assign(a_above_b=-1.0), tpath, suite_search.TEMPLATE_COLUMNS)
+    suite_search.record(templates.assign(run="Q"), tpath, suite_search.TEMPLATE_COLUMNS)
+    table = suite_search.record(templates, tpath, suite_search.TEMPLATE_COLUMNS)  # P replaced, Q kept
+    assert len(table) == 2 * len(templates) and (table[table.run == "P"].a_above_b >= 0).all()
