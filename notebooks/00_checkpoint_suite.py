@@ -20,8 +20,9 @@
 # asks whether the gradients of examples that share a solution align while the
 # solution (a circuit) forms. The paper uses OLMo-style models of 14M-472M
 # parameters (`mirandrom/zsl-checkpoints`); nothing can be downloaded here, so this
-# notebook trains a small stand-in suite on CPU, from scratch, at two sizes, with
-# checkpoints saved log-spaced early and densely where the capabilities emerge.
+# notebook trains a small stand-in suite on CPU, from scratch, at three sizes (default), with
+# checkpoints saved log-spaced early and then every 100 steps, so that study 1 can measure every
+# checkpoint where a capability emerges.
 #
 # It shows, for each size and checkpoint, three capabilities measured on **held-out
 # evaluation templates**:
@@ -407,8 +408,8 @@ for i, text in enumerate(ioi.meta.text):
 # | F2 | same | d32-L2 | plateau throughout (IOI = IOI-name = IOI-copy, about 5.4); GT 0.18; OML at chance |
 # | I | v3, **lr 1.25e-3** | d96-L3 | plateau to 7000, then copies [B] ([A] over [B] 39-44% from 8000 to 12000, IOI-copy 5.04 < IOI 5.69); GT 0.49 |
 # | J | v3, **lr 1.5e-3**, a d80-L3 | d80-L3 | copies [B] at 8000-9000 (37%), then 66-69% from 10000 (IOI 5.58, IOI-name 8.67); GT 0.49 |
-# | K (default, this notebook) | **v4** = v3 + IOI stories also in a leading-clause shape (`As soon as [N1] and [N2] found a [OBJECT] in the [PLACE], [S] decided to lend it to [IO].`), 10 more actions (pronoun objects, verbs of speech), the subject-copying distractor replaced; **lr 2e-3** | d64-L2 | this notebook's suite (the tables above): a copying stage first (IOI-name separates from IOI, IOI-copy at or below IOI), then IOI forms and [A] over [B] hovers around the 80% threshold to the end; GT near its 0.5 threshold; OML at 100% early |
-# | K | same | d32-L2 | this notebook's smaller size: plateau throughout (no IOI); GT below 0.5; OML learned late |
+# | K (the default before issue 17) | **v4** = v3 + IOI stories also in a leading-clause shape (`As soon as [N1] and [N2] found a [OBJECT] in the [PLACE], [S] decided to lend it to [IO].`), 10 more actions (pronoun objects, verbs of speech), the subject-copying distractor replaced; **lr 2e-3** | d64-L2 | the earlier default suite: a copying stage first (IOI-name separates from IOI, IOI-copy at or below IOI), then IOI forms and [A] over [B] hovers around the 80% threshold to the end; GT near its 0.5 threshold; OML at 100% early |
+# | K | same | d32-L2 | the earlier default's smaller size: plateau throughout (no IOI); GT below 0.5; OML learned late |
 # | K | v4, **lr 1.5e-3** | d96-L3 | copies [B] from 8000 to the end ([A] over [B] 42-51%, IOI-copy 2.2 < IOI 3.8 at 12000); GT 0.64-0.71 |
 # | L | v4, **lr 1e-3** | d96-L3 | copies [B] from 8000 ([A] over [B] 36-40%); GT 0.43-0.53 |
 # | M | v4, lr 2e-3, **seed 1** (stories, initialisation and batches all follow the seed; 10.0 min on one core beside another run) | d64-L2 | IOI from step ~5000 and held: [A] over [B] 90% at 5000, 95-97% from 6000 (IOI 1.55, IOI-name 9.89, IOI-copy 10.27 at 12000); GT 0.52-0.60 over the last 1000 steps (0.58 at the end); OML 100%: passes, with room |
