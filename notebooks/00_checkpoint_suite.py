@@ -495,11 +495,12 @@ display(csc.probe_summary(probes, chance).round(dict.fromkeys(metric_columns, 3)
 # give the [OBJECT] away.`, `Friends of [X] got a [OBJECT] at the [PLACE].` (corpus v4 put the evaluation
 # templates' words into non-IOI sentences so that names alone would not predict an IOI answer). A model
 # that has learned that these openings lead to no IOI action falls back to copying. The recipe search's
-# seed 1 of the 96-wide model (run V) fails in exactly the 64-wide model's way (the second per-template
-# table), so the pattern is the corpus's, not one size's. Issue 17's goal
-# of three sizes in which IOI emerges in every seed is **not met** by this default: one size learns IOI in
-# seed 0, one partly, one not (the "every size" row), and the largest size does not hold IOI in every seed
-# (the first row). GT holds in the 64- and 96-wide models and wanders below 0.5 in the 80-wide one.
+# seed 1 of the 96-wide model (run V) fails in exactly the 64-wide model's way, while its seed 2 (run W)
+# solves every template, those with a distractor sibling included (the second per-template table): the
+# siblings make the failure possible, not certain, and which way a run goes is decided early, by seed.
+# Issue 17's goal of three sizes in which IOI emerges in every seed is **not met** by this default: one
+# size learns IOI in seed 0, one partly, one not (the "every size" row), and the largest size holds IOI in
+# some seeds, not all (the first row). GT holds in the 64- and 96-wide models and wanders below 0.5 in the 80-wide one.
 #
 # **What did not work and what is left.** Batches of 32 moved IOI transfer from the 64-wide model alone
 # (batches of 16) to the 96-wide one, and the order of widths is now the paper's (larger learns more),
