@@ -137,8 +137,7 @@ class CheckpointSource:
                 raise ValueError(f"steps per size name no steps for {sorted(set(keep_sizes) - set(steps))}")
         chosen = []
         for size in keep_sizes:
-            wanted = steps.get(size) if isinstance(steps, dict) else steps
-            keep = set(select_steps(self.steps(size), wanted, max_per_size))
+            keep = set(select_steps(self.steps(size), steps_for(steps, size), max_per_size))
             chosen += [c for c in self.checkpoints if c.size == size and c.step in keep]
         return replace(self, checkpoints=chosen, sizes=keep_sizes)
 
@@ -151,6 +150,11 @@ def check_sizes(name: str, have: list[str], sizes: list[str] | None) -> list[str
     if unknown:
         raise ValueError(f"source {name!r} has no size(s) {unknown}; it has {have}")
     return list(sizes)
+
+
+def steps_for(steps: list[int] | dict[str, list[int]] | None, size: str) -> list[int] | None:
+    """The steps asked of ``size``: the list itself, or its entry of a per-size dict."""
+    return steps.get(size) if isinstance(steps, dict) else steps
 
 
 def select_steps(available: list[int], steps: list[int] | None = None, max_per_size: int | None = None) -> list[int]:
@@ -239,11 +243,22 @@ def _folder_tokenizer(folder: Path, first_checkpoint: Path):
                             "`tokenizer.json` in the folder, or save the transformers tokenizer with the checkpoints")
 
 
-def _suite_training_batches(folder: Path) -> Callable[[str, int, int], dict[str, Tensor]] | None:
+def _stream_loader(folder: Path) -> Callable[[], dict[str, Tensor]]:
+    """``load()`` -> the suite's token streams, read from ``streams.pt`` on the first call only."""
+    streams: dict = {}
+
+    def load() -> dict[str, Tensor]:
+        if not streams:
+            streams.update(torch.load(folder / "streams.pt"))
+        return streams
+    return load
+
+
+def _suite_training_batches(folder: Path, load_streams: Callable[[], dict[str, Tensor]]
+                            ) -> Callable[[str, int, int], dict[str, Tensor]] | None:
     """The training sequences after a checkpoint, re-drawn from the suite's streams and recipe."""
     if not (folder / "streams.pt").exists():
         return None
-    streams: dict = {}
 
     def training_batches(size: str, step: int, n: int) -> dict[str, Tensor]:
         recipe_path = folder / size / "recipe.json"
@@ -251,8 +266,7 @@ def _suite_training_batches(folder: Path) -> Callable[[str, int, int], dict[str,
             return None
         from .suite_corpus import mixed_batch_fn
         recipe = json.loads(recipe_path.read_text())
-        if not streams:
-            streams.update(torch.load(folder / "streams.pt"))
+        streams = load_streams()
         batch_fn = mixed_batch_fn(streams["stories"], streams["wiki"], story_fraction=recipe["story_fraction"],
                                   batch_size=recipe["batch_size"], context=recipe["context"], seed=recipe["seed"])
         # The model at `step` (after `step` updates) next trains on batch_fn(step), batch_fn(step + 1), ...
@@ -265,7 +279,8 @@ def _suite_training_batches(folder: Path) -> Callable[[str, int, int], dict[str,
     return training_batches
 
 
-def _suite_token_counts(folder: Path) -> Callable[[str], Tensor | None] | None:
+def _suite_token_counts(folder: Path, load_streams: Callable[[], dict[str, Tensor]]
+                        ) -> Callable[[str], Tensor | None] | None:
     """Expected training count of each token per size: the story and Wikipedia streams' token shares
     mixed as the size's batches draw them (``story_fraction``), times the tokens it trained on."""
     if not (folder / "streams.pt").exists():
@@ -276,7 +291,7 @@ def _suite_token_counts(folder: Path) -> Callable[[str], Tensor | None] | None:
         if not recipe_path.exists():
             return None
         recipe = json.loads(recipe_path.read_text())
-        streams = torch.load(folder / "streams.pt")
+        streams = load_streams()
         vocab = int(max(streams["stories"].max(), streams["wiki"].max())) + 1
         share = lambda ids: torch.bincount(ids, minlength=vocab).double() / len(ids)  # noqa: E731
         mixed = recipe["story_fraction"] * share(streams["stories"]) + (1 - recipe["story_fraction"]) * share(streams["wiki"])
@@ -305,8 +320,9 @@ def open_folder(folder: str | Path, name: str | None = None) -> CheckpointSource
     checkpoints = [Checkpoint(size, step, str(path)) for size, steps in per_size.items()
                    for step, path in steps.items()]
     tokenizer = _folder_tokenizer(folder, Path(checkpoints[0].location))
-    return CheckpointSource(name or str(folder), checkpoints, tokenizer, _suite_training_batches(folder),
-                            token_counts=_suite_token_counts(folder))
+    load_streams = _stream_loader(folder)
+    return CheckpointSource(name or str(folder), checkpoints, tokenizer, _suite_training_batches(folder, load_streams),
+                            token_counts=_suite_token_counts(folder, load_streams))
 
 
 # ---------------------------------------------------------------- the hub
@@ -375,8 +391,7 @@ def _select_revisions(revisions: dict[tuple[str, int], str], sizes, steps, max_p
     have = list(dict.fromkeys(size for size, _ in revisions))
     chosen = {}
     for size in have if sizes is None else [s for s in sizes if s in have]:
-        wanted = steps.get(size) if isinstance(steps, dict) else steps
-        keep = select_steps([s for z, s in revisions if z == size], wanted, max_per_size)
+        keep = select_steps([s for z, s in revisions if z == size], steps_for(steps, size), max_per_size)
         chosen.update({(size, s): revisions[(size, s)] for s in keep})
     return chosen
 
@@ -385,7 +400,7 @@ def _missing_steps(revisions: dict[tuple[str, int], str], sizes, steps) -> list[
     """The asked-for ``steps`` of the selected sizes present in ``revisions`` that it lacks (for a note)."""
     have = list(dict.fromkeys(size for size, _ in revisions))
     return [f"{size} step {s}" for size in have if sizes is None or size in sizes
-            for s in ((steps.get(size) if isinstance(steps, dict) else steps) or []) if (size, s) not in revisions]
+            for s in steps_for(steps, size) or [] if (size, s) not in revisions]
 
 
 def _revision_kind(checkpoint: Checkpoint) -> str:
