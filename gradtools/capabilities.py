@@ -31,10 +31,15 @@ def target_loss(logits: Tensor, targets: Tensor) -> Tensor:
     return -torch.log_softmax(logits, dim=-1).gather(1, targets[:, None])[:, 0]
 
 
+def ioi_a_above_b(logits: Tensor, a_ids: Tensor, b_ids: Tensor) -> Tensor:
+    """(n,) bool: whether each IOI prompt's logit of [A] (indirect object) exceeds that of [B] (subject)."""
+    rows = torch.arange(len(logits))
+    return logits[rows, a_ids] > logits[rows, b_ids]
+
+
 def ioi_rank_accuracy(logits: Tensor, a_ids: Tensor, b_ids: Tensor) -> float:
     """Share of IOI prompts whose logit of [A] (indirect object) exceeds that of [B] (subject)."""
-    rows = torch.arange(len(logits))
-    return (logits[rows, a_ids] > logits[rows, b_ids]).float().mean().item()
+    return ioi_a_above_b(logits, a_ids, b_ids).float().mean().item()
 
 
 def gt_probability_difference(logits: Tensor, yy: Tensor, two_digit_ids: Tensor) -> float:

@@ -310,9 +310,8 @@ def evaluate_checkpoint(model, tokenizer, datasets: dict[str, pdata.PromptDatase
 def ioi_rank_by_template(model, ioi: pdata.PromptDataset) -> pd.DataFrame:
     """Per evaluation template (index into :data:`gradtools.prompt_datasets.IOI_TEMPLATES`) and name
     order (BABA, ABBA): prompts, and the share with [A]'s logit above [B]'s."""
-    logits = cap.last_logits(model, ioi)
-    rows = torch.arange(len(logits))
-    above = logits[rows, torch.tensor(ioi.meta.a_id.values)] > logits[rows, torch.tensor(ioi.meta.b_id.values)]
+    above = cap.ioi_a_above_b(cap.last_logits(model, ioi), torch.tensor(ioi.meta.a_id.values),
+                              torch.tensor(ioi.meta.b_id.values))
     table = ioi.meta[["template", "order"]].assign(a_above_b=above.float().numpy())
     return (table.groupby(["template", "order"], as_index=False)
             .agg(prompts=("a_above_b", "size"), a_above_b=("a_above_b", "mean")))
