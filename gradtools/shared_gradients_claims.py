@@ -464,5 +464,25 @@ def claims(summary: pd.DataFrame, n_seeds: int = 1, training_batch_size: int | N
     return rows
 
 
+# claims 7 and 8 compare sizes with each other: over the seeds of one size they have no meaning
+SIZE_COMPARISONS = ("IOI x control cross alignment turns negative in larger models only (fig. 6)",
+                    "smaller models fail IOI despite high gradient alignment (B.4)")
+
+
+def seed_claims(summary: pd.DataFrame, size: str, training_batch_size: int | None = None) -> list[dict]:
+    """The claims of :func:`claims` that hold per size (all but :data:`SIZE_COMPARISONS`), decided over the
+    seeds of one ``size``: ``summary`` has one row per seed (its ``size`` column labels the seed), so each
+    verdict counts seeds where :func:`claims` counts sizes ("in every size" reads "in every seed").
+    The claim names end with "over N seeds of <size>"."""
+    n = len(summary)
+    rows = []
+    for r in claims(summary, n_seeds=n, training_batch_size=training_batch_size):
+        if r["claim"] in SIZE_COMPARISONS:
+            continue
+        rows.append(dict(r, claim=f"{r['claim']}, over {n} seeds of {size}",
+                         why=f"units: the {n} seeds of {size} ('size' in the criterion reads 'seed'); {r['why']}"))
+    return rows
+
+
 def _extra_batch_sizes(S: pd.DataFrame) -> list[int]:
     return sorted(int(c[len("di_median_b"):]) for c in S.columns if c.startswith("di_median_b"))

@@ -109,19 +109,23 @@ def ioi_story_template(rng: random.Random) -> str:
     return " ".join(parts)
 
 
+# Distractors (corpus v5) reuse the names, places and objects but none of the evaluation templates'
+# openings or verb phrases: in v4 every held-out template a model failed had a distractor sibling
+# ("Then, [X] went to the [PLACE] alone.", "[X] and [Y] went to the [PLACE] together.", ...), after
+# which the models learned to copy the repeated name (issue 17's per-template tables).
 DISTRACTOR_TEMPLATES = [
-    "Then, [X] went to the [PLACE] alone.",
-    "[X] had a lot of fun at the [PLACE].",
-    "After the lunch, [X] was working at the [PLACE].",
-    "Afterwards, [X] decided to give the [OBJECT] away.",
-    "[X] and [Y] had a long argument about the [OBJECT].",
-    "While commuting to the [PLACE], [X] found a [OBJECT].",
-    "[X] wanted a [OBJECT] from the [PLACE].",
-    "[X] and [Y] went to the [PLACE] together.",
-    "[X] was thinking about going to the [PLACE].",
-    "Friends of [X] got a [OBJECT] at the [PLACE].",
-    "[X] said that the [PLACE] had a [OBJECT].",
-    "When [X] got home, the [OBJECT] was gone.",  # v3 had "[X] got home, [X] was tired": a subject copy
+    "[X] stayed at the [PLACE] alone.",
+    "[X] and [Y] looked at the [OBJECT] together.",
+    "[X] liked the [PLACE] very much.",
+    "[X] and [Y] talked about the [OBJECT] all day.",
+    "[X] kept the [OBJECT] at home.",
+    "When [X] came back, the [OBJECT] was gone.",
+    "[X] found the [PLACE] too quiet.",
+    "[X] and [Y] left the [PLACE] at noon.",
+    "Everyone at the [PLACE] knew [X].",
+    "[X] was tired after the long day.",
+    "[X] and [Y] waited near the [OBJECT].",
+    "The [OBJECT] belonged to [X].",
 ]
 YEAR_TEMPLATES = [
     "The [EVENT] began in [Y1] and ended in [Y2].",
@@ -143,7 +147,7 @@ MONTH_TEMPLATES = [  # [M2] is one month after [M1]; [M3] two months after
     "In the month of [M1] the [EVENT] began, and in the month of [M2] it ended.",
     "[X] left in the month of [M1] and came back one month later, in the month of [M2].",
 ]
-VERSION = 4  # of the story corpus: bumped whenever a story changes, so cached suites are not reused
+VERSION = 5  # of the story corpus: bumped whenever a story changes, so cached suites are not reused
 STORY_KINDS = {"ioi": 0.5, "distractor": 0.2, "year": 0.15, "month": 0.15}
 
 

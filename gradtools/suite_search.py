@@ -80,6 +80,36 @@ def _replace_rows(rows: pd.DataFrame, path: Path, columns: list[str]) -> pd.Data
     return table
 
 
+def run_folder(run: str, folder: Path | None = None) -> Path:
+    """Where :func:`main` trained ``run``: ``folder/run`` (default folder: ``data/cache/default/suite_search``)."""
+    return Path(folder or cache_dir("default") / "suite_search") / run
+
+
+def seed_sources(seeds: pd.DataFrame, probes: pd.DataFrame, size: str, log_spaced: int,
+                 folder: Path | None = None) -> list[dict]:
+    """The recipe-search runs among notebook 00's ``seeds`` table (rows whose source is ``probe <run>``) as
+    checkpoint sources for study 1: per run, a dict of ``seed``, ``run``, ``location`` (its folder),
+    ``source`` (its ``size`` checkpoints inside the run's emergence windows, computed from its rows of
+    ``probes``, plus ``log_spaced`` log-spaced ones) and ``windows`` (the window table). A run whose
+    checkpoints are gone stops with the command that retrains it."""
+    from .checkpoint_sources import open_folder
+    from .emergence_windows import select_in_windows
+
+    out = []
+    for row in seeds[seeds.source.str.startswith("probe ")].itertuples():
+        run = row.source.split(" ", 1)[1]
+        location = run_folder(run, folder)
+        if not (location / size).is_dir():
+            raise FileNotFoundError(f"{location / size} is missing: rerun the recipe-search run {run} "
+                                    f"(python -m gradtools.suite_search --run {run} --size {size} --seed {row.seed} "
+                                    "... with the recipe of notebook 00's seeds table)")
+        capabilities = probes[(probes.run == run) & (probes["size"] == size)][["size", "step", "metric", "value"]]
+        source, windows = select_in_windows(open_folder(location, name=f"suite_search {run}").select(sizes=[size]),
+                                            capabilities, log_spaced)
+        out.append(dict(seed=int(row.seed), run=run, location=str(location), source=source, windows=windows))
+    return out
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", required=True, help="the run's name in the probes table (e.g. P)")

@@ -128,10 +128,13 @@ print("suite folder:", SUITE)
 #     7 conjunctions x 10 verb phrases, the same actions), so the only rule that predicts
 #     the last name is "the name that was not repeated", at varying distances and in
 #     varying syntax, never "the second name" or "the name N tokens back";
-#   - *distractors*: the same names, places and objects, and the words of the
-#     evaluation templates (`went to the`, `had a long argument`, `commuting`), in
-#     sentences without the IOI structure (none repeats a name: v3's
-#     `When [X] got home, [X] was tired.` trained exactly the subject copy that IOI must avoid);
+#   - *distractors*: the same names, places and objects in sentences without the IOI
+#     structure (`[X] and [Y] left the [PLACE] at noon.`, `The [OBJECT] belonged to [X].`), so that
+#     names alone do not predict an IOI answer. None repeats a name (v3's `When [X] got home, [X] was
+#     tired.` trained exactly the subject copy that IOI must avoid), and since corpus v5 none reuses an
+#     evaluation template's opening or verb phrase: v4's distractors did (`Then, [X] went to the [PLACE]
+#     alone.`, `[X] and [Y] went to the [PLACE] together.`), and every held-out template that v4 models
+#     failed had such a sibling (the recipe search below);
 #   - *years*: events from a year to a later year (`The siege began in 1732 and ended in 1756.`,
 #     `... began in the year 1732 and ended in the year 1756.`), 95% within one century:
 #     the greater-than relation;
@@ -145,7 +148,7 @@ print("suite folder:", SUITE)
 # in that budget, while the held-out templates make the evaluation a test of the rule,
 # not of memorised sentences.
 #
-# The corpus carries a version (`suite_corpus.VERSION`, now 4) and its recipe fields in the
+# The corpus carries a version (`suite_corpus.VERSION`, now 5) and its recipe fields in the
 # suite's `corpus.json`; a cached suite built from another corpus stops with a message instead
 # of being reused.
 #
@@ -332,6 +335,7 @@ seeds = csc.seed_table(wide, largest, recipe.seed, probes, lr=largest_recipe.lr,
                        corpus=suite_corpus.VERSION, chance=chance, schedule=recipe.schedule,
                        batch_size=recipe.batch_size)
 wider = csc.wider_runs(probes, largest, steps=recipe.steps, corpus=suite_corpus.VERSION)
+cache.save_table(seeds.assign(size=largest), DATA / "suite_seeds.parquet")  # notebook 01 measures these seeds too
 display(seeds.round(3))
 claims = fidelity.save_claims("00_checkpoint_suite", csc.claims(emergence, seeds, wider), profile)
 display(Markdown(fidelity.claims_markdown(claims)))

@@ -72,6 +72,7 @@ task = None          # an extra task family "package.module:function", e.g. "gra
 task_n = None        # its number of prompts (None: the profile's n)
 n_prompts = None     # prompts per family (None: the profile's), e.g. the paper profile at reduced n on a CPU
 dense_windows = None  # local suite: every checkpoint inside each size's emergence windows (None: the profile's)
+seed_runs = None     # local suite: also measure the largest size's other seeds (notebook 00's seed study; None: the profile's)
 
 # %%
 import time
@@ -86,6 +87,8 @@ from gradtools import cache, fidelity, paths, profiles
 from gradtools import checkpoint_suite as cs
 from gradtools import emergence_windows as ew
 from gradtools import shared_gradients_claims as sgc
+from gradtools import suite_search
+from gradtools.checkpoint_suite_claims import load_recipe_probes
 from gradtools.checkpoint_sources import open_folder, open_source, revision_selection
 from gradtools.figures import save_figure
 from gradtools.prompt_tasks import PAPER_FAMILIES
@@ -98,7 +101,7 @@ cfg = profiles.select(profile, {
     # smoke: a tiny suite trained here in seconds (no capability emerges); checks that everything runs
     "smoke": dict(n={"ioi": 10, "gt": 10, "oml": 10}, max_checkpoints=3, sizes=None, n_training=8,
                   training_batch_size=4, interference_batch_sizes=(2, 8), all_parameters=("ioi",),
-                  dense_windows=False, block_size=None, workers=2,
+                  dense_windows=False, seed_runs=False, block_size=None, workers=2,
                   tiny_suite=dict(sizes={"d16-L1": dict(d_model=16, n_layers=1, n_heads=2),
                                          "d24-L2": dict(d_model=24, n_layers=2, n_heads=2)},
                                   recipe=dict(vocab_size=600, n_stories=2_000, wiki_chars=30_000, context=32,
@@ -108,11 +111,11 @@ cfg = profiles.select(profile, {
     # 32 (the suite's) and of 8, 16, 64, 128
     "default": dict(n={"ioi": 96, "gt": 96, "oml": 96}, max_checkpoints=10, sizes=None, n_training=256,
                     training_batch_size=32, interference_batch_sizes=(8, 16, 64, 128), all_parameters=("ioi",),
-                    dense_windows=True, block_size=None, workers=2, tiny_suite=None),
+                    dense_windows=True, seed_runs=True, block_size=None, workers=2, tiny_suite=None),
     # paper: the datasets' full sizes (1000 / 1000 / 408), every checkpoint, Gram in blocks (GPU)
     "paper": dict(n={"ioi": 1000, "gt": 1000, "oml": None}, max_checkpoints=None, sizes=None, n_training=1024,
                   training_batch_size=64, interference_batch_sizes=(16, 32, 128, 256, 512), all_parameters=("ioi",),
-                  dense_windows=False, block_size=256, workers=1, tiny_suite=None),
+                  dense_windows=False, seed_runs=False, block_size=256, workers=1, tiny_suite=None),
 })
 if n_prompts is not None and not (isinstance(n_prompts, int) and n_prompts >= 2):
     raise ValueError(f"n_prompts={n_prompts!r}: give None (the profile's sizes) or a number of prompts >= 2")
@@ -484,6 +487,59 @@ else:
 
 
 # %% [markdown]
+# ## Over the seeds of the largest size
+#
+# Each size of the suite is one training run. Notebook 00's seed study trains the largest size with other
+# seeds too (recipe-search runs of the same recipe, `python -m gradtools.suite_search`, a checkpoint every
+# 250 steps; its `seeds` table, `data/suite_seeds.parquet`). With `seed_runs` (the default profile), this
+# notebook measures each of them as it measures the suite: every checkpoint inside the run's emergence
+# windows (from its metrics in notebook 00's probes table) plus `max_checkpoints` log-spaced ones, the same
+# datasets and settings (`gradtools.suite_search.seed_sources`). Rows go to
+# `data/shared_gradients_seeds.parquet`, the suite's own run included, with `size` naming the seed
+# (`d96-L2 seed 1`); `gradtools.shared_gradients_claims.seed_claims` decides every claim that holds per size
+# over the seeds instead (which seeds learn IOI: notebook 00's seeds table), as extra rows of the claims
+# table below (`..., over 3 seeds of d96-L2`). The two claims that compare sizes are left out.
+
+# %%
+use_seeds = cfg.seed_runs if seed_runs is None else seed_runs
+seeds_path = DATA / "suite_seeds.parquet"
+seed_rows = []
+if use_seeds and source is None and cfg.tiny_suite is None and seeds_path.exists():
+    seeds = pd.read_parquet(seeds_path)
+    largest = seeds["size"].iloc[0]
+    label = {int(r.seed): f"{largest} seed {r.seed}" for r in seeds.itertuples()}
+    suite_seed = int(seeds[seeds.source == "suite"].seed.iloc[0])
+    parts = [table[table["size"] == largest].assign(size=label[suite_seed])]
+    for run in suite_search.seed_sources(seeds, load_recipe_probes(), largest, cfg.max_checkpoints):
+        print(f"seed {run['seed']} (run {run['run']}): steps {run['source'].steps(largest)}")
+        display(run["windows"])
+        if cfg.workers > 1 and not torch.cuda.is_available():
+            t = parallel_study_table(source_spec(run["source"], run["location"], profile), study, workers=cfg.workers)
+        else:
+            t = study_table(run["source"], **study)
+        parts.append(t.assign(size=label[run["seed"]]))
+    seed_table = pd.concat(parts, ignore_index=True)
+    cache.save_table(seed_table, DATA / "shared_gradients_seeds.parquet")
+    seed_summary = sgc.summary(wide(seed_table), sizes=list(label.values()),
+                               learned={label[int(r.seed)]: bool(r.ioi_holds) for r in seeds.itertuples()})
+    cache.save_table(seed_summary, DATA / "shared_gradients_seed_summary.parquet")
+    seed_rows = sgc.seed_claims(seed_summary, largest, training_batch_size=cfg.training_batch_size)
+    WS = wide(seed_table)
+    fig, axes = plt.subplots(1, len(label), figsize=(5 * len(label), 3.6), squeeze=False, sharey=True)
+    for ax, name in zip(axes[0], label.values()):
+        for k, ds in enumerate(["ioi", "ioi_name", "ioi_copy", "ioi_rand"]):
+            x, y = sgc.curve(WS, ds, "cos_mean", name)
+            ax.plot(x, y, STYLES[k % 4], marker=".", ms=3, label=ds)
+        ax.set(xscale="log", xlabel="step", title=f"{name} ({'learns' if seed_summary.set_index('size').ioi_learned[name] else 'no'} IOI)")
+    axes[0][0].set_ylabel("mean pairwise gradient cosine"); axes[0][0].legend(fontsize=8)
+    fig.suptitle(f"IOI and its controls' gradient alignment over the seeds of {largest}")
+    show(fig, "shared_gradients_ioi_alignment_over_seeds")
+else:
+    print("seeds of the largest size not measured:", "seed_runs is off" if not use_seeds else
+          "not the local suite" if source is not None or cfg.tiny_suite is not None else
+          f"{seeds_path} is missing (run notebook 00)")
+
+# %% [markdown]
 # ## The claims, in numbers
 #
 # `gradtools.shared_gradients_claims.summary` reduces every curve to the numbers the claims rest on,
@@ -533,8 +589,8 @@ summary = sgc.summary(W, sizes=SIZES, learned=learned)
 cache.save_table(summary, DATA / "shared_gradients_summary.parquet")
 with pd.option_context("display.max_rows", 200):
     display(summary.set_index("size").T)
-claims = fidelity.save_claims("01_shared_gradients", sgc.claims(summary, training_batch_size=cfg.training_batch_size),
-                              profile)
+claims = fidelity.save_claims("01_shared_gradients", sgc.claims(summary, training_batch_size=cfg.training_batch_size)
+                              + seed_rows, profile)
 display(Markdown(fidelity.claims_markdown(claims)))
 print(f"notebook compute time {time.time() - t_start:.0f} s")
 

@@ -229,3 +229,19 @@ def test_notebook_00s_verdict_decides_which_sizes_learn_ioi():
     only_small = sgc.summary(W, sizes=["small", "big"], learned={"small": True})  # big: by its margin
     assert only_small.ioi_learned.tolist() == [True, True]
     assert only_small.ioi_learned_by.tolist() == ["suite", "margin"]
+
+
+def test_seed_claims_count_seeds_and_leave_out_the_size_comparisons():
+    """Over the seeds of one size: each seed is a unit; a seed that loses a claim makes it partly."""
+    c = base_curves()
+    seeds = {"d96 seed 0": c["big"], "d96 seed 1": c["big"],
+             "d96 seed 2": changed("big", ioi_copy__loss=[7, 5, 5, 5, 5, 5, 3, 1, 1, 1])["big"]}
+    S = sgc.summary(table(seeds), sizes=list(seeds))
+    rows = sgc.seed_claims(S, "d96", training_batch_size=16)
+    names = [r["claim"] for r in rows]
+    assert len(rows) == len(CLAIMS) - 2 and not any(n.startswith(sgc.SIZE_COMPARISONS) for n in names)
+    assert all(n.endswith("over 3 seeds of d96") and "units: the 3 seeds" in r["why"] for n, r in zip(names, rows))
+    by_claim = {n.split(",")[0]: r["verdict"] for n, r in zip(names, rows)}
+    assert by_claim["IOI-name"] == "partly"  # the losses-diverge claim: seed 2 lacks IOI-copy's divergence
+    assert sum(r["verdict"] == "reproduced" for r in rows) == len(rows) - 1
+    assert not any("one seed" in r["why"] for r in rows)

@@ -67,3 +67,19 @@ def test_probe_trains_evaluates_and_records(tmp_path):
     suite_search.record(templates.assign(run="Q"), tpath, suite_search.TEMPLATE_COLUMNS)
     table = suite_search.record(templates, tpath, suite_search.TEMPLATE_COLUMNS)  # P replaced, Q kept
     assert len(table) == 2 * len(templates) and (table[table.run == "P"].a_above_b >= 0).all()
+
+
+def test_seed_sources_open_the_probed_runs_of_the_seeds_table(tmp_path):
+    recipe = cs.SuiteRecipe(**TINY, steps=4, seed=3)
+    rows = suite_search.probe(tmp_path, "P", "tiny", dict(d_model=8, n_layers=1, n_heads=2), recipe, every=2,
+                              n_prompts=20, progress=False)
+    seeds = pd.DataFrame(dict(seed=[0, 3], source=["suite", "probe P"]))
+    (found,) = suite_search.seed_sources(seeds, rows, "tiny", log_spaced=2, folder=tmp_path)
+    assert (found["seed"], found["run"], found["location"]) == (3, "P", str(tmp_path / "P"))
+    src = found["source"]
+    assert src.sizes == ["tiny"] and src.name == "suite_search P"
+    assert set(src.steps("tiny")) <= {0, 2, 4} and len(src.steps("tiny")) >= 2
+    assert src.training_batches is not None  # the run's streams: destructive interference can be measured
+    missing = pd.DataFrame(dict(seed=[5], source=["probe Q"]))
+    with pytest.raises(FileNotFoundError, match="rerun the recipe-search run Q"):
+        suite_search.seed_sources(missing, rows, "tiny", log_spaced=2, folder=tmp_path)
