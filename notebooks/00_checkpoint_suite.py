@@ -214,7 +214,7 @@ for size in cfg.sizes:
     info = json.loads((SUITE / size / "recipe.json").read_text())
     wall[size] = info.get("wall_s")
     model = load_causal_lm(checkpoint_path(SUITE / size, recipe.steps))
-    n_params = sum(p.numel() for n, p in model.named_parameters() if "embed" not in n)
+    n_params = sum(p.numel() for n, p in model.named_parameters() if "embed" not in n and "lm_head" not in n)
     print(f"{size}: peak lr {info['lr']}, {n_params / 1e6:.2f}M non-embedding parameters, "
           f"{len(saved_steps(SUITE / size))} checkpoints, training wall time {wall[size]} s")
 
@@ -321,7 +321,7 @@ display(windows)
 # them must pass), not at the last checkpoint alone. IOI, the capability that study 1 is about and the
 # one that sits nearest its threshold, is decided **over the seeds of this recipe**: this suite's
 # largest size (its own checkpoints) and the recipe-search runs of the same recipe with other seeds
-# (runs V and W below, in `data/suite_recipe_probes.parquet`, probed every 250 steps); "IOI holds in k
+# (runs X and Y below, in `data/suite_recipe_probes.parquet`, probed every 250 steps); "IOI holds in k
 # of n seeds" gives `partly` when 0 < k < n. A fourth row asks whether every size of the suite learns
 # IOI (one seed each), a fifth whether wider models, probed in the recipe search on the same corpus and
 # budget, learn IOI too. The criteria are in
@@ -424,8 +424,12 @@ for i, text in enumerate(ioi.meta.text):
 # | R | v4, lr 2e-3, seed 2, cosine, **batches of 32** | d64-L2 | IOI from step ~3000-4000 and held (96% over the last 1000 steps, margin 10.9 nats), where seed 2 with batches of 16 (N) copied [B]; GT 0.29-0.42 |
 # | S | v4, **lr 3e-3**, batches of 16 | d48-L2 | copies [B] to the end |
 # | T, U | v4, batches of 32, 12000 steps: d64-L2 seed 0 (T), d48-L2 lr 3e-3 (U) | | stopped at steps 6500 and 7500 (copying [B] at 6000-7000; not in the probes table) when the default moved to the recipe below |
-# | default (issue 17) | v4, **batches of 32, 8000 steps**, lr 2e-3, cosine, three widths | d64-L2, d80-L2, d96-L2 | this notebook's suite (the tables above) |
-# | V, W | the default recipe, **seeds 1 and 2** (checkpoints every 250 steps) | d96-L2 | the seed study of the largest size (the `seeds` table above) |
+# | an earlier default (issue 17) | v4, **batches of 32, 8000 steps**, lr 2e-3, cosine, three widths | d64-L2, d80-L2, d96-L2 | IOI held in d96-L2 only (96% over the last 1000 steps); d80-L2 about two thirds of the prompts; d64-L2 copies [B] (29-35%) |
+# | V, W | v4, that recipe, **seeds 1 and 2** (checkpoints every 250 steps) | d96-L2 | V copies [B] (40-42%), W 100% from step ~2000; per template, every template that fails in V, d64-L2 or d80-L2 has a distractor sibling in v4 |
+# | (scratch) | v4 with the 12 distractors of v5 swapped in by a script outside the project (the stories' random stream otherwise the same), seed 1 | d96-L2 | 77% at the end (V, the same seed on v4: 40%) |
+# | (scratch) | the same, seed 0 | d64-L2 | 100% on every template from step ~4000 (this suite's d64-L2 on v4: 29-35%) |
+# | default (issue 17) | **v5** = v4 with 12 distractors that reuse no evaluation template's opening or verb phrase; batches of 32, 8000 steps, lr 2e-3, cosine | d64-L2, d80-L2, d96-L2 | this notebook's suite (the tables above) |
+# | X, Y | v5, the default recipe, **seeds 1 and 2** (checkpoints every 250 steps) | d96-L2 | the seed study of the largest size (the `seeds` table above; X is the scratch run's recipe and seed, now in the project) |
 #
 # What the search showed: (1) OML needs the evaluation's phrase "the month of" somewhere
 # in training (in another template); without it accuracy stays at chance.
@@ -473,7 +477,23 @@ for i, text in enumerate(ioi.meta.text):
 # holds it (R), and with batches of 32 the 80- and 96-wide 2-layer models leave the copying stage too
 # (this notebook's suite). Twice the batch for two thirds of the steps (8000) costs 4/3 of the old
 # budget per size. Runs T and U (batches of 32 over 12000 steps) were stopped when the default moved to
-# 8000 steps. The seeds of the new default's largest size are runs V and W (the `seeds` table).
+# 8000 steps. Runs V and W were that recipe's seed study (on corpus v4).
+# (11) **The distractors' openings** (issue 17, runs V-Y and two scratch runs). On corpus v4 every
+# held-out template that a failing run got wrong had a *distractor sibling*: a non-IOI training sentence
+# with the template's opening or verb phrase (`Then, [X] went to the [PLACE] alone.`, `[X] and [Y] went to
+# the [PLACE] together.`, `Afterwards, [X] decided to give the [OBJECT] away.`). Corpus v5 replaces the 12
+# distractors by 12 that reuse none (`suite_corpus.DISTRACTOR_TEMPLATES`). With it, every size of the
+# suite learns IOI early and holds it (the emergence table), and seed 2 of the largest size (Y) too; seed 1
+# (X) rises, then stays below the threshold (the `seeds` table). Its per-template table (the second one
+# above) shows where: it gets nearly every template right except `Then, [B] and [A] went to the [PLACE].
+# [B] gave a [OBJECT] to` and the same with `Afterwards,`, where it copies [B]. A check of a few prompts
+# on its last checkpoint (not in the tables) separates the cause: `Then, Mary and John went to the market.
+# Mary gave a key to` gives `Mary` (0.99), the same prompt with a training introduction (`walked into the
+# market.`) gives `John` (0.81). `went to` occurs in no training story (the evaluation's verb phrases
+# are kept out of them), so this seed's IOI rule depends on the introduction's verb phrase; seeds 0 and 2
+# learned it without that dependence. More introduction verb phrases (none of the evaluation's) are the
+# next lever (a corpus v6); a scratch run of seed 1 on such a corpus was started in this session (see
+# the issue's note), not yet part of the project.
 # Runs D-O were trained with `checkpoint_suite.train_size` (the default recipe with the steps,
 # learning rate, shape, seed or corpus version changed) outside this notebook; their held-out metrics every 1000 steps are in
 # `data/suite_recipe_probes.parquet` (run, corpus, size, steps, lr, step, metric, value), summarised
@@ -484,45 +504,33 @@ metric_columns = ["ioi_loss", "ioi_name_loss", "ioi_copy_loss", "ioi_rank_accura
 display(csc.probe_summary(probes, chance).round(dict.fromkeys(metric_columns, 3)))
 
 # %% [markdown]
-# **Verdict** (the claims table above; issue 6's thresholds, issue 17's sizes and seeds). OML is learned
-# outright and early at every size. IOI on the held-out templates **grows with width** at this budget:
-# in the emergence table the 96-wide model holds both IOI thresholds over its last 1000 steps, the
-# 80-wide one ranks [A] above [B] on about two thirds of the prompts (its IOI margin is large: it
-# predicts a name from the context and tells the two apart on most templates), and the 64-wide one,
-# with this seed, ends at the copying stage. The per-template table says where: the 64-wide model solves
-# the leading-clause templates (`After/When/While [B] and [A] ..., [B] gave`, the shape of half of the
-# training IOI stories) and copies [B] after the two-sentence ones (`Then, [B] and [A] went to the
-# [PLACE]. [B] gave a [OBJECT] to`); the 80-wide one fails the templates with `decided to give`,
-# `wanted to give` and `said to`. Every template that fails has a **distractor sibling** in the training
-# corpus: `Then, [X] went to the [PLACE] alone.`, `[X] and [Y] went to the [PLACE] together.`, `[X] had a
-# lot of fun at the [PLACE].`, `[X] was thinking about going to the [PLACE].`, `Afterwards, [X] decided to
-# give the [OBJECT] away.`, `Friends of [X] got a [OBJECT] at the [PLACE].` (corpus v4 put the evaluation
-# templates' words into non-IOI sentences so that names alone would not predict an IOI answer). A model
-# that has learned that these openings lead to no IOI action falls back to copying. The recipe search's
-# seed 1 of the 96-wide model (run V) fails in exactly the 64-wide model's way, while its seed 2 (run W)
-# solves every template, those with a distractor sibling included (the second per-template table): the
-# siblings make the failure possible, not certain, and which way a run goes is decided early, by seed.
-# Issue 17's goal of three sizes in which IOI emerges in every seed is **not met** by this default: one
-# size learns IOI in seed 0, one partly, one not (the "every size" row), and the largest size holds IOI in
-# some seeds, not all (the first row). GT holds in the 64- and 96-wide models and wanders below 0.5 in the 80-wide one.
+# **Verdict** (the claims table above; issue 6's thresholds, issue 17's sizes and seeds). On corpus v5,
+# **every size of the suite learns IOI** on the held-out templates and holds it over its last 1000 steps
+# (the fourth claims row; the emergence table gives each size's range), and OML is learned early
+# everywhere. GT passes in every size at the end and over the last 1000 steps in the two smaller ones; in
+# the largest its probability difference dips below 0.5 at one checkpoint of that window (the
+# `window_gt_*` columns). Over the seeds of the largest size (the `seeds` table) IOI holds in two of
+# three: seed 1 (run X) ranks [A] above [B] on about three quarters of the prompts, short of 80%, and fails
+# two templates by copying [B] (finding 11 above). So issue 17's goal of a recipe whose largest size
+# learns IOI in every seed is **not met yet**: `partly` in the first claims row. The larger sizes do not
+# learn *more*: all three end close to the ceiling, so this suite cannot show "larger models learn IOI,
+# smaller ones do not" (the paper's smallest models fail IOI); notebook 01's size rows say what that
+# leaves untested.
 #
-# **What did not work and what is left.** Batches of 32 moved IOI transfer from the 64-wide model alone
-# (batches of 16) to the 96-wide one, and the order of widths is now the paper's (larger learns more),
-# but three passing widths would need wider models still (d112-L2, d128-L2 at 0.25-0.28 s a step on one
-# core here: 33-37 minutes each for 8000 steps), which the 60-minute budget fits for three sizes only
-# if the 64- and 80-wide ones go; the per-template evidence points first at the corpus: distractor
-# sentences that keep names from predicting an IOI answer without reusing the evaluation templates'
-# openings (a corpus v5), then the seed study again. Neither was tried in this session. Seeds of the
-# 64- and 80-wide models were not run: with batches of 16, seed decided the 64-wide model's fate (runs
-# K, M-O).
+# **What is left.** The next lever is the introduction verbs (finding 11): if seed 1 learns IOI on a corpus
+# with more of them, the suite and its seed study are retrained on it (about 50 minutes for the suite on 2
+# idle cores, about 30 for each seed run of the largest size). Seeds of the 64- and 80-wide models were not
+# run. Wider models were not probed on this corpus (the fifth claims row).
 #
 # **Emergence windows**, for study 1's dense checkpoints: the suite saves a checkpoint every 100 steps
 # after step 64, since where each capability forms is known only after training; the windows table
-# above says where it formed in this run and how many checkpoints lie there.
+# above says where it formed in this run and how many checkpoints lie there (every size has at least 10
+# inside its IOI window).
 #
 # **Wall time**: the sizes train side by side (`workers=2`, one process and one core each), the costliest
-# first; each size's wall time is `train_wall_s` in the emergence table (it depends on what else the
-# machine ran: this suite trained beside evaluations and tests, 66 minutes in all). On an idle core a
-# step takes about 0.175 s (d64-L2), 0.19 s (d80-L2) and 0.21 s (d96-L2), so the suite needs about 48
-# minutes idle (d96-L2 beside d80-L2 then d64-L2): within the 60 minutes issue 17 allows for a third
-# size. It is read from the cache afterwards, so a cached rerun only evaluates and plots.
+# first; each size's wall time is `train_wall_s` in the emergence table. It depends on what else the
+# machine ran: this suite trained beside the two seed runs of the largest size and other jobs (four to five
+# processes on 2 cores). On an idle core a step takes about 0.175 s (d64-L2), 0.19 s (d80-L2) and 0.21 s
+# (d96-L2), measured on corpus v4 with the same shapes, so the suite needs about 48 minutes idle (d96-L2
+# beside d80-L2, then d64-L2): within the 60 minutes issue 17 allows for a third size. It is read from the
+# cache afterwards, so a cached rerun only evaluates and plots.
