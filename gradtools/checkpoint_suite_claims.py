@@ -12,8 +12,8 @@ since near a threshold the metrics move by several points between checkpoints:
 
 IOI, GT and OML are decided over the seeds of the default recipe: this suite's largest size
 (its own checkpoints) plus the recipe-search runs of ``data/suite_recipe_probes.parquet`` that
-used the same recipe with another seed (recorded runs, probed every 1000 steps; the notebook
-does not retrain them).
+used the same recipe with another seed (recorded runs, probed at their own checkpoint spacing; the
+notebook does not retrain them).
 
 Input tables: ``capabilities`` is the tidy ``(size, step, metric, value)`` table of
 :func:`gradtools.checkpoint_suite.evaluate_size`; ``probes`` the tidy
@@ -228,7 +228,8 @@ def _seeds_why(seeds: pd.DataFrame) -> str:
     if not others:
         return f"{ONE_SEED}: no recorded probe run of this recipe with another seed"
     return (f"seed{'s' if len(others) > 1 else ''} {', '.join(map(str, others))} {'come' if len(others) > 1 else 'comes'} from the recorded recipe-search "
-            "probe runs (data/suite_recipe_probes.parquet, probed every 1000 steps), not retrained by the notebook")
+            "probe runs (data/suite_recipe_probes.parquet; " + ", ".join(f"seed {r.seed}: {r.checkpoints}"
+            for r in seeds[seeds.source != "suite"].itertuples()) + " checkpoints in the last 1000 steps), not retrained by the notebook")
 
 
 def _across_seeds(claim: str, paper: str, measured: str, n_ok: int, seeds: pd.DataFrame, criterion: str,

@@ -85,17 +85,18 @@ def window_counts(windows: pd.DataFrame, measured: dict[str, list[int]]) -> pd.D
     return windows.assign(checkpoints=counts)
 
 
-def select_in_windows(source, capabilities: pd.DataFrame, log_spaced: int):
+def select_in_windows(source, capabilities: pd.DataFrame, log_spaced: int, tail: int = 1000):
     """``(source, window table)``: ``source`` (a :class:`gradtools.checkpoint_sources.CheckpointSource`)
     keeping, per size, every checkpoint inside that size's :func:`capability_windows` of ``capabilities``
     (notebook 00's tidy ``(size, step, metric, value)`` table) plus ``log_spaced`` log-spaced ones; the
-    table is :func:`window_counts` of the windows (sizes of the source only)."""
+    table is :func:`window_counts` of the windows (sizes of the source only). ``tail``: as in
+    :func:`rise_window`."""
     from .checkpoint_suite_claims import capability_wide
 
     missing = sorted(set(source.sizes) - set(capabilities["size"]))
     if missing:
         raise ValueError(f"the capability table has no size {missing}: rerun notebook 00 on this suite")
-    windows = capability_windows(capability_wide(capabilities))
+    windows = capability_windows(capability_wide(capabilities), tail=tail)
     windows = windows[windows["size"].isin(source.sizes)].reset_index(drop=True)
     chosen = dense_selection({size: source.steps(size) for size in source.sizes}, windows, log_spaced)
     return source.select(steps=chosen), window_counts(windows, chosen)

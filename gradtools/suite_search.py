@@ -86,12 +86,13 @@ def run_folder(run: str, folder: Path | None = None) -> Path:
 
 
 def seed_sources(seeds: pd.DataFrame, probes: pd.DataFrame, size: str, log_spaced: int,
-                 folder: Path | None = None) -> list[dict]:
+                 folder: Path | None = None, tail: int = 1000) -> list[dict]:
     """The recipe-search runs among notebook 00's ``seeds`` table (rows whose source is ``probe <run>``) as
     checkpoint sources for study 1: per run, a dict of ``seed``, ``run``, ``location`` (its folder),
     ``source`` (its ``size`` checkpoints inside the run's emergence windows, computed from its rows of
     ``probes``, plus ``log_spaced`` log-spaced ones) and ``windows`` (the window table). A run whose
-    checkpoints are gone stops with the command that retrains it."""
+    checkpoints are gone stops with the command that retrains it. ``tail``: the steps at the end whose
+    mean is a curve's final level (:func:`gradtools.emergence_windows.rise_window`)."""
     from .checkpoint_sources import open_folder
     from .emergence_windows import select_in_windows
 
@@ -102,10 +103,10 @@ def seed_sources(seeds: pd.DataFrame, probes: pd.DataFrame, size: str, log_space
         if not (location / size).is_dir():
             raise FileNotFoundError(f"{location / size} is missing: rerun the recipe-search run {run} "
                                     f"(python -m gradtools.suite_search --run {run} --size {size} --seed {row.seed} "
-                                    "... with the recipe of notebook 00's seeds table)")
+                                    "--every 250 ... with the recipe of notebook 00's seeds table)")
         capabilities = probes[(probes.run == run) & (probes["size"] == size)][["size", "step", "metric", "value"]]
         source, windows = select_in_windows(open_folder(location, name=f"suite_search {run}").select(sizes=[size]),
-                                            capabilities, log_spaced)
+                                            capabilities, log_spaced, tail)
         out.append(dict(seed=int(row.seed), run=run, location=str(location), source=source, windows=windows))
     return out
 

@@ -485,15 +485,15 @@ for i, text in enumerate(ioi.meta.text):
 # distractors by 12 that reuse none (`suite_corpus.DISTRACTOR_TEMPLATES`). With it, every size of the
 # suite learns IOI early and holds it (the emergence table), and seed 2 of the largest size (Y) too; seed 1
 # (X) rises, then stays below the threshold (the `seeds` table). Its per-template table (the second one
-# above) shows where: it gets nearly every template right except `Then, [B] and [A] went to the [PLACE].
-# [B] gave a [OBJECT] to` and the same with `Afterwards,`, where it copies [B]. A check of a few prompts
+# above) shows where: it fails the templates whose introduction is `[B] and [A] went to the [PLACE]`
+# (`Then, ...`, `Afterwards, ...`, and `The [PLACE] [B] and [A] went to had a [OBJECT].`), where it
+# copies [B], and gets most of the others right. A check of a few prompts
 # on its last checkpoint (not in the tables) separates the cause: `Then, Mary and John went to the market.
 # Mary gave a key to` gives `Mary` (0.99), the same prompt with a training introduction (`walked into the
 # market.`) gives `John` (0.81). `went to` occurs in no training story (the evaluation's verb phrases
 # are kept out of them), so this seed's IOI rule depends on the introduction's verb phrase; seeds 0 and 2
 # learned it without that dependence. More introduction verb phrases (none of the evaluation's) are the
-# next lever (a corpus v6); a scratch run of seed 1 on such a corpus was started in this session (see
-# the issue's note), not yet part of the project.
+# next lever (a corpus v6).
 # Runs D-O were trained with `checkpoint_suite.train_size` (the default recipe with the steps,
 # learning rate, shape, seed or corpus version changed) outside this notebook; their held-out metrics every 1000 steps are in
 # `data/suite_recipe_probes.parquet` (run, corpus, size, steps, lr, step, metric, value), summarised
@@ -513,9 +513,9 @@ display(csc.probe_summary(probes, chance).round(dict.fromkeys(metric_columns, 3)
 # three: seed 1 (run X) ranks [A] above [B] on about three quarters of the prompts, short of 80%, and fails
 # two templates by copying [B] (finding 11 above). So issue 17's goal of a recipe whose largest size
 # learns IOI in every seed is **not met yet**: `partly` in the first claims row. The larger sizes do not
-# learn *more*: all three end close to the ceiling, so this suite cannot show "larger models learn IOI,
-# smaller ones do not" (the paper's smallest models fail IOI); notebook 01's size rows say what that
-# leaves untested.
+# learn *more*: the largest ends lowest of the three in rank accuracy and margin (the emergence table), and
+# all three are near the ceiling, so this suite cannot show "larger models learn IOI, smaller ones do
+# not" (the paper's smallest models fail IOI); notebook 01's size rows say what that leaves untested.
 #
 # **What is left.** The next lever is the introduction verbs (finding 11): if seed 1 learns IOI on a corpus
 # with more of them, the suite and its seed study are retrained on it (about 50 minutes for the suite on 2
@@ -529,8 +529,9 @@ display(csc.probe_summary(probes, chance).round(dict.fromkeys(metric_columns, 3)
 #
 # **Wall time**: the sizes train side by side (`workers=2`, one process and one core each), the costliest
 # first; each size's wall time is `train_wall_s` in the emergence table. It depends on what else the
-# machine ran: this suite trained beside the two seed runs of the largest size and other jobs (four to five
-# processes on 2 cores). On an idle core a step takes about 0.175 s (d64-L2), 0.19 s (d80-L2) and 0.21 s
+# machine ran: this suite trained beside the two seed runs of the largest size and other jobs, so its
+# `train_wall_s` (the 96- and 80-wide sizes side by side, then the 64-wide one) is well above the idle
+# estimate below and above the 60 minutes issue 17 allows. On an idle core a step takes about 0.175 s (d64-L2), 0.19 s (d80-L2) and 0.21 s
 # (d96-L2), measured on corpus v4 with the same shapes, so the suite needs about 48 minutes idle (d96-L2
 # beside d80-L2, then d64-L2): within the 60 minutes issue 17 allows for a third size. It is read from the
 # cache afterwards, so a cached rerun only evaluates and plots.

@@ -237,7 +237,7 @@ def test_seed_claims_count_seeds_and_leave_out_the_size_comparisons():
     seeds = {"d96 seed 0": c["big"], "d96 seed 1": c["big"],
              "d96 seed 2": changed("big", ioi_copy__loss=[7, 5, 5, 5, 5, 5, 3, 1, 1, 1])["big"]}
     S = sgc.summary(table(seeds), sizes=list(seeds))
-    rows = sgc.seed_claims(S, "d96", training_batch_size=16)
+    rows = sgc.seed_claims(S, "d96", training_batch_size=16, early_step=100)  # every seed from step 100
     names = [r["claim"] for r in rows]
     assert len(rows) == len(CLAIMS) - 2 and not any(n.startswith(sgc.SIZE_COMPARISONS) for n in names)
     assert all(n.endswith("over 3 seeds of d96") and "units: the 3 seeds" in r["why"] for n, r in zip(names, rows))
@@ -245,3 +245,28 @@ def test_seed_claims_count_seeds_and_leave_out_the_size_comparisons():
     assert by_claim["IOI-name"] == "partly"  # the losses-diverge claim: seed 2 lacks IOI-copy's divergence
     assert sum(r["verdict"] == "reproduced" for r in rows) == len(rows) - 1
     assert not any("one seed" in r["why"] for r in rows)
+    assert all("3 of 3 learn IOI" in r["why"] for r in rows)
+    # notebook 00 says seed 2 does not learn IOI: the IOI-formation rows count the two others
+    S = sgc.summary(table(seeds), sizes=list(seeds), learned={"d96 seed 0": True, "d96 seed 1": True, "d96 seed 2": False})
+    rows = sgc.seed_claims(S, "d96", training_batch_size=16, early_step=100)
+    assert all("2 of 3 learn IOI" in r["why"] for r in rows)
+    assert {r["claim"].split(",")[0]: r["verdict"] for r in rows}["IOI-name"] == "reproduced"
+
+
+def test_seed_claims_leave_out_seeds_measured_too_late_for_the_early_rise():
+    c = base_curves()
+    seeds = {"s0": c["big"], "s1": c["big"], "s2": changed("big", ioi_rand__cos_mean=[0, .8, .3, .2, .2, .2, .2, .2, .2, .2])["big"]}
+    W = table(seeds)
+    W = W[~((W["size"] == "s2") & (W.step == 100))]  # s2's first checkpoint after step 0: 200
+    S = sgc.summary(W, sizes=list(seeds))
+    assert S.first_step.tolist() == [100, 100, 200]
+    rows = {r["claim"].rsplit(", over", 1)[0]: r for r in sgc.seed_claims(S, "d96", training_batch_size=16, early_step=100)}
+    rand = rows["IOI-rand shows no alignment rise like IOI's (fig. 4)"]
+    assert rand["verdict"] == "reproduced" and "s2 (first checkpoint at step 200)" in rand["why"]  # s2's rise unseen
+    assert "s2" not in rand["measured"]
+    names = rows["name unembeddings cluster (fig. 5)"]  # not an early-phase claim: every seed counts
+    assert "s2" in names["measured"] and "left out" not in names["why"]
+    # fewer than two seeds measured early enough: the early-phase claims are not measured
+    few = {r["claim"].rsplit(", over", 1)[0]: r for r in sgc.seed_claims(S, "d96", training_batch_size=16, early_step=50)}
+    assert all(few[c]["verdict"] == "not measured" for c in sgc.EARLY_PHASE)
+    assert few["name unembeddings cluster (fig. 5)"]["verdict"] == "reproduced"

@@ -80,6 +80,21 @@ def test_seed_sources_open_the_probed_runs_of_the_seeds_table(tmp_path):
     assert src.sizes == ["tiny"] and src.name == "suite_search P"
     assert set(src.steps("tiny")) <= {0, 2, 4} and len(src.steps("tiny")) >= 2
     assert src.training_batches is not None  # the run's streams: destructive interference can be measured
+    # the run's own probe rows place its windows: with the final level taken over the last step (tail 1),
+    # an IOI margin rising from step 0 to step 4 puts step 2 inside the IOI window, which the one
+    # log-spaced step (the last) misses
+    margin = {0: 0.0, 2: 3.0, 4: 10.0}
+    ioi_loss = rows[rows.metric == "ioi_loss"].set_index("step").value
+    rising = rows.copy()
+    is_name = rising.metric == "ioi_name_loss"
+    rising.loc[is_name, "value"] = [ioi_loss[st] + margin[st] for st in rising.step[is_name]]
+    other = rows.assign(run="R")  # another run's rows must not count
+    (plain,) = suite_search.seed_sources(seeds, rows, "tiny", log_spaced=1, folder=tmp_path, tail=1)
+    (found,) = suite_search.seed_sources(seeds, pd.concat([rising, other]), "tiny", log_spaced=1, folder=tmp_path,
+                                         tail=1)
+    ioi = found["windows"][found["windows"].capability == "ioi"].iloc[0]
+    assert (ioi.start, ioi.end) == (2, 4) and 2 in found["source"].steps("tiny")
+    assert 2 not in plain["source"].steps("tiny")
     missing = pd.DataFrame(dict(seed=[5], source=["probe Q"]))
     with pytest.raises(FileNotFoundError, match="rerun the recipe-search run Q"):
         suite_search.seed_sources(missing, rows, "tiny", log_spaced=2, folder=tmp_path)
