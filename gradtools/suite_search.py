@@ -30,13 +30,15 @@ from .word_tokenizer import load_word_tokenizer
 
 def probe(folder: Path, run: str, size: str, shape: dict, recipe: cs.SuiteRecipe, every: int = 500,
           n_prompts: int = 500, progress: bool = True) -> pd.DataFrame:
-    """Train ``size`` with ``recipe`` into ``folder/run`` (checkpoints every ``every`` steps) and evaluate
-    every checkpoint; tidy rows in :data:`COLUMNS` order."""
+    """Train ``size`` with ``recipe`` into ``folder/run`` (checkpoints every ``every`` steps, and at the
+    powers of two as the suite saves them, so that study 1 sees the early alignment rise of a seed run too)
+    and evaluate every checkpoint; tidy rows in :data:`COLUMNS` order."""
     if every < 1 or recipe.steps % every:
         raise ValueError(f"every={every} must divide steps={recipe.steps}")
     out = Path(folder) / run
     out.mkdir(parents=True, exist_ok=True)
-    cs.train_size(out, size, shape, recipe, list(range(0, recipe.steps + 1, every)), progress=progress)
+    cs.train_size(out, size, shape, recipe, cs.checkpoint_schedule(recipe.steps, [(0, recipe.steps, every)]),
+                  progress=progress)
     tokenizer = load_word_tokenizer(out / "tokenizer.json")
     metrics = cs.evaluate_size(out, size, cs.evaluation_datasets(tokenizer, n_prompts, n_prompts), progress)
     return metrics.assign(run=run, corpus=CORPUS_VERSION, steps=recipe.steps, lr=recipe.lr, seed=recipe.seed,

@@ -47,7 +47,7 @@ def test_probe_trains_evaluates_and_records(tmp_path):
     rows = suite_search.probe(tmp_path, "P", "tiny", dict(d_model=8, n_layers=1, n_heads=2), recipe, every=2,
                               n_prompts=20, progress=False)
     assert list(rows.columns) == suite_search.COLUMNS and set(rows.batch_size) == {4}
-    assert sorted(rows.step.unique()) == [0, 2, 4] and rows.value.notna().all()
+    assert sorted(rows.step.unique()) == [0, 1, 2, 4] and rows.value.notna().all()  # every 2, and powers of two
     assert set(rows.seed) == {3} and set(rows.schedule) == {"trapezoid"} and set(rows.run) == {"P"}
     # an older table without seed / schedule columns: filled from the search log, then P replaced
     path = tmp_path / "probes.parquet"
@@ -83,7 +83,7 @@ def test_seed_sources_open_the_probed_runs_of_the_seeds_table(tmp_path):
     # the run's own probe rows place its windows: with the final level taken over the last step (tail 1),
     # an IOI margin rising from step 0 to step 4 puts step 2 inside the IOI window, which the one
     # log-spaced step (the last) misses
-    margin = {0: 0.0, 2: 3.0, 4: 10.0}
+    margin = {0: 0.0, 1: 0.0, 2: 3.0, 4: 10.0}
     ioi_loss = rows[rows.metric == "ioi_loss"].set_index("step").value
     rising = rows.copy()
     is_name = rising.metric == "ioi_name_loss"
