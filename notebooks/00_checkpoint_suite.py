@@ -430,6 +430,7 @@ for i, text in enumerate(ioi.meta.text):
 # | (scratch) | the same, seed 0 | d64-L2 | 100% on every template from step ~4000 (this suite's d64-L2 on v4: 29-35%) |
 # | default (issue 17) | **v5** = v4 with 12 distractors that reuse no evaluation template's opening or verb phrase; batches of 32, 8000 steps, lr 2e-3, cosine | d64-L2, d80-L2, d96-L2 | this notebook's suite (the tables above) |
 # | X, Y | v5, the default recipe, **seeds 1 and 2** (checkpoints every 250 steps) | d96-L2 | the seed study of the largest size (the `seeds` table above; X is the scratch run's recipe and seed, now in the project) |
+# | (scratch) | v5 plus 12 introduction and 6 clause verb phrases of motion and place (`drove to the [PLACE]`, `stopped at the [PLACE]`, ...; none of the evaluation's) appended by a script outside the project, seed 1 | d96-L2 | 100% [A] above [B] from step 2500 to the end (X, the same seed on v5: 75-78%); GT 0.59-0.64 and OML 100% over the last 1000 steps: the candidate corpus v6 |
 #
 # What the search showed: (1) OML needs the evaluation's phrase "the month of" somewhere
 # in training (in another template); without it accuracy stays at chance.
@@ -493,7 +494,8 @@ for i, text in enumerate(ioi.meta.text):
 # market.`) gives `John` (0.81). `went to` occurs in no training story (the evaluation's verb phrases
 # are kept out of them), so this seed's IOI rule depends on the introduction's verb phrase; seeds 0 and 2
 # learned it without that dependence. More introduction verb phrases (none of the evaluation's) are the
-# next lever (a corpus v6).
+# next lever: a scratch run of seed 1 with 12 more of them learns IOI (the last row of the search log), a
+# candidate corpus v6.
 # Runs D-O were trained with `checkpoint_suite.train_size` (the default recipe with the steps,
 # learning rate, shape, seed or corpus version changed) outside this notebook; their held-out metrics every 1000 steps are in
 # `data/suite_recipe_probes.parquet` (run, corpus, size, steps, lr, step, metric, value), summarised
@@ -517,8 +519,8 @@ display(csc.probe_summary(probes, chance).round(dict.fromkeys(metric_columns, 3)
 # all three are near the ceiling, so this suite cannot show "larger models learn IOI, smaller ones do
 # not" (the paper's smallest models fail IOI); notebook 01's size rows say what that leaves untested.
 #
-# **What is left.** The next lever is the introduction verbs (finding 11): if seed 1 learns IOI on a corpus
-# with more of them, the suite and its seed study are retrained on it (about 50 minutes for the suite on 2
+# **What is left.** The next lever is the introduction verbs (finding 11): seed 1 learns IOI on a corpus
+# with more of them (a scratch run), so the suite and its seed study are to be retrained on it (about 50 minutes for the suite on 2
 # idle cores, about 30 for each seed run of the largest size). Seeds of the 64- and 80-wide models were not
 # run. Wider models were not probed on this corpus (the fifth claims row).
 #
