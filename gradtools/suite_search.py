@@ -82,9 +82,14 @@ def _replace_rows(rows: pd.DataFrame, path: Path, columns: list[str]) -> pd.Data
     return table
 
 
+def search_folder(folder: Path | None = None) -> Path:
+    """The folder of the recipe-search runs: ``folder``, by default ``data/cache/default/suite_search``."""
+    return Path(folder or cache_dir("default") / "suite_search")
+
+
 def run_folder(run: str, folder: Path | None = None) -> Path:
-    """Where :func:`main` trained ``run``: ``folder/run`` (default folder: ``data/cache/default/suite_search``)."""
-    return Path(folder or cache_dir("default") / "suite_search") / run
+    """Where :func:`main` trained ``run``: ``search_folder(folder)/run``."""
+    return search_folder(folder) / run
 
 
 def seed_sources(seeds: pd.DataFrame, probes: pd.DataFrame, size: str, log_spaced: int,
@@ -138,7 +143,7 @@ def main(argv=None) -> int:
     recipe = replace(cs.SuiteRecipe(), lr=args.lr, seed=args.seed, steps=args.steps, batch_size=args.batch_size,
                      schedule=args.schedule, warmup_steps=args.warmup_steps, cooldown_frac=args.cooldown_frac)
     shape = dict(d_model=args.d_model, n_layers=args.n_layers, n_heads=args.n_heads)
-    folder = args.folder or cache_dir("default") / "suite_search"
+    folder = search_folder(args.folder)
     rows = probe(folder, args.run, args.size, shape, recipe, every=args.every)
     record(rows, args.out)
     record(final_templates(folder, args.run, args.size, recipe), args.out.with_name(TEMPLATES_PATH.name),

@@ -221,10 +221,16 @@ t0 = time.time()
 study = dict(families=families, n=n, cache_root=str(paths.cache_dir(profile)), n_training=cfg.n_training,
              training_batch_size=cfg.training_batch_size, block_size=cfg.block_size,
              interference_batch_sizes=list(cfg.interference_batch_sizes), all_parameters=cfg.all_parameters)
-if cfg.workers > 1 and not torch.cuda.is_available():  # CPU: the checkpoints shared between processes
-    table = parallel_study_table(source_spec(src, src_location, profile), study, workers=cfg.workers)
-else:
-    table = study_table(src, **study)
+
+
+def measure(checkpoints, location):
+    """The study table of a source; on a CPU its checkpoints shared between `workers` processes."""
+    if cfg.workers > 1 and not torch.cuda.is_available():
+        return parallel_study_table(source_spec(checkpoints, location, profile), study, workers=cfg.workers)
+    return study_table(checkpoints, **study)
+
+
+table = measure(src, src_location)
 cache.save_table(table, DATA / "shared_gradients.parquet")
 W = wide(table)
 print(f"{len(table)} rows, {table[['size', 'step']].drop_duplicates().shape[0]} checkpoints, {time.time() - t0:.0f} s")
@@ -514,24 +520,21 @@ if (use_seeds and source is None and cfg.tiny_suite is None and seeds is not Non
     for run in suite_search.seed_sources(seeds, load_recipe_probes(), largest, cfg.max_checkpoints):
         print(f"seed {run['seed']} (run {run['run']}): steps {run['source'].steps(largest)}")
         display(run["windows"])
-        if cfg.workers > 1 and not torch.cuda.is_available():
-            t = parallel_study_table(source_spec(run["source"], run["location"], profile), study, workers=cfg.workers)
-        else:
-            t = study_table(run["source"], **study)
-        parts.append(t.assign(size=label[run["seed"]]))
+        parts.append(measure(run["source"], run["location"]).assign(size=label[run["seed"]]))
     seed_table = pd.concat(parts, ignore_index=True)
     cache.save_table(seed_table, DATA / "shared_gradients_seeds.parquet")
-    seed_summary = sgc.summary(wide(seed_table), sizes=list(label.values()),
+    WS = wide(seed_table)
+    seed_summary = sgc.summary(WS, sizes=list(label.values()),
                                learned={label[int(r.seed)]: bool(r.ioi_holds) for r in seeds.itertuples()})
     cache.save_table(seed_summary, DATA / "shared_gradients_seed_summary.parquet")
     seed_rows = sgc.seed_claims(seed_summary, largest, training_batch_size=cfg.training_batch_size)
-    WS = wide(seed_table)
+    seed_learned = seed_summary.set_index("size").ioi_learned
     fig, axes = plt.subplots(1, len(label), figsize=(5 * len(label), 3.6), squeeze=False, sharex=True, sharey=True)
     for ax, name in zip(axes[0], label.values()):
         for k, ds in enumerate(["ioi", "ioi_name", "ioi_copy", "ioi_rand"]):
             x, y = sgc.curve(WS, ds, "cos_mean", name)
             ax.plot(x, y, STYLES[k % 4], marker=".", ms=3, label=ds)
-        ax.set(xscale="log", xlabel="step", title=f"{name} ({'learns' if seed_summary.set_index('size').ioi_learned[name] else 'no'} IOI)")
+        ax.set(xscale="log", xlabel="step", title=f"{name} ({'learns' if seed_learned[name] else 'no'} IOI)")
     axes[0][0].set_ylabel("mean pairwise gradient cosine"); axes[0][0].legend(fontsize=8)
     fig.suptitle(f"IOI and its controls' gradient alignment over the seeds of {largest}")
     show(fig, "shared_gradients_ioi_alignment_over_seeds")
