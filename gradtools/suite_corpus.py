@@ -64,6 +64,15 @@ IOI_INTROS = [  # [N1] [N2] are [S] [IO] in either order
     "Both [N1] and [N2] liked the [PLACE].",
     "[N1] saw [N2] near the [PLACE].",
     "On Monday [N1] and [N2] painted the [PLACE].",
+    # corpus v6: more verb phrases of motion and place (none of the evaluation templates'), so that the
+    # IOI rule does not hang on the introduction's verb (v5's seed 1 of d96-L2 copied [B] after the
+    # evaluation's "went to the [PLACE].", a phrase no training story has)
+    "[N1] and [N2] drove to the [PLACE].", "[N1] and [N2] hurried to the [PLACE].",
+    "[N1] and [N2] traveled to the [PLACE].", "[N1] and [N2] came to the [PLACE].",
+    "[N1] and [N2] returned to the [PLACE].", "[N1] and [N2] headed to the [PLACE].",
+    "[N1] and [N2] stopped at the [PLACE].", "[N1] and [N2] had dinner at the [PLACE].",
+    "[N1] and [N2] spent the day at the [PLACE].", "[N1] and [N2] looked around the [PLACE].",
+    "[N1] and [N2] were resting at the [PLACE].", "[N1] and [N2] were playing in the [PLACE].",
 ]
 IOI_FILLERS = [
     "It was a sunny day.", "The [PLACE] was very busy.", "They stayed there for a long time.",
@@ -92,6 +101,9 @@ IOI_CLAUSES = [
     "arrived at the [PLACE]", "found a [OBJECT] in the [PLACE]", "bought a [OBJECT] at the [PLACE]",
     "were eating at the [PLACE]", "were waiting near the [PLACE]", "left the [PLACE]",
     "were talking about the [OBJECT]",
+    # corpus v6
+    "drove to the [PLACE]", "came back from the [PLACE]", "stopped at the [PLACE]",
+    "were playing in the [PLACE]", "had dinner at the [PLACE]", "traveled to the [PLACE]",
 ]
 
 
@@ -147,7 +159,7 @@ MONTH_TEMPLATES = [  # [M2] is one month after [M1]; [M3] two months after
     "In the month of [M1] the [EVENT] began, and in the month of [M2] it ended.",
     "[X] left in the month of [M1] and came back one month later, in the month of [M2].",
 ]
-VERSION = 5  # of the story corpus: bumped whenever a story changes, so cached suites are not reused
+VERSION = 6  # of the story corpus: bumped whenever a story changes, so cached suites are not reused
 STORY_KINDS = {"ioi": 0.5, "distractor": 0.2, "year": 0.15, "month": 0.15}
 
 
