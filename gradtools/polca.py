@@ -26,6 +26,7 @@ polca-hidden-breakthroughs (section 3, appendix A), notation of ``/work/shared/S
 from __future__ import annotations
 
 import hashlib
+import time
 from pathlib import Path
 from typing import Callable, NamedTuple, Sequence
 
@@ -180,7 +181,7 @@ def _digest(*tensors: Tensor) -> str:
 
 def polca_over_training(per_token_loss_fn: Callable[[Params], Tensor], load_params: Callable[[int], Params],
                         steps: Sequence[int], bases: dict[str, Tensor], *, cache_dir: str | Path | None = None,
-                        part_size: int = 25, chunk: int = 16, progress: bool = True) -> dict:
+                        part_size: int = 25, chunk: int = 16, progress: bool = True, workers: int = 1) -> dict:
     r"""POLCA factors over consecutive checkpoints, for several bases at once, plus the full step.
 
     Args:
@@ -192,6 +193,8 @@ def polca_over_training(per_token_loss_fn: Callable[[Params], Tensor], load_para
             atomically (keyed by a digest of the bases), so an interrupted run resumes.
             Under ``torchrun`` the parts are shared out over the ranks (see
             :mod:`gradtools.distributed`); every rank returns the whole result.
+        workers: on CPU without ``torchrun``, compute the parts not yet cached in this many
+            forked processes (one thread each; needs ``cache_dir``), e.g. one per core.
 
     Returns:
         dict with ``steps`` (T,), ``loss`` (T, n) exact per-token loss at each
@@ -219,15 +222,24 @@ def polca_over_training(per_token_loss_fn: Callable[[Params], Tensor], load_para
             current = nxt
         return out
 
+    def part_path(lo: int) -> Path:
+        hi = min(lo + part_size, len(steps) - 1)
+        return Path(cache_dir) / f"polca-{key}-{steps[lo]:06d}-{steps[hi]:06d}.pt"
+
     def part(lo: int) -> dict:
         hi = min(lo + part_size, len(steps) - 1)
         if cache_dir is None:
             return compute_part(lo, hi)
-        path = Path(cache_dir) / f"polca-{key}-{steps[lo]:06d}-{steps[hi]:06d}.pt"
-        return cached_torch(path, lambda: compute_part(lo, hi))
+        return cached_torch(part_path(lo), lambda: compute_part(lo, hi))
 
     bounds = list(range(0, len(steps) - 1, part_size))
     rank, world = rank_and_world()
+    if workers > 1 and world == 1:
+        if cache_dir is None:
+            raise ValueError("POLCA in several worker processes needs cache_dir, where each part is saved")
+        todo = [lo for lo in bounds if not part_path(lo).exists()]
+        run_forked(lambda share: [part(lo) for lo in share], todo, workers,
+                   done=lambda: sum(part_path(lo).exists() for lo in todo), desc="POLCA parts", progress=progress)
     if world > 1:  # under torchrun: each rank computes its share of the parts into the shared cache
         if cache_dir is None:
             raise ValueError("POLCA over several processes needs cache_dir, a folder all ranks see")
@@ -248,6 +260,38 @@ def polca_over_training(per_token_loss_fn: Callable[[Params], Tensor], load_para
         result[name] = PolcaTerms(first[:, sl], second[:, sl], coef[:, sl])
         offset += size
     return result
+
+
+def run_forked(work: Callable[[list], object], jobs: Sequence, workers: int, *, done: Callable[[], int],
+               desc: str = "jobs", progress: bool = True) -> None:
+    """Run ``work(share)`` on a round-robin share of ``jobs`` in each of ``workers`` forked processes.
+
+    Fork, not spawn: ``work`` may be a closure (over a model, a loader), nothing is pickled. Each process
+    runs one thread (the point is one process per core). ``work`` must leave its results on disk (e.g.
+    :func:`gradtools.cache.cached_torch`); ``done()`` counts the finished jobs for the progress bar.
+    Raises if a worker fails. CPU only: a CUDA context does not survive a fork.
+    """
+    if not jobs:
+        return
+    if torch.cuda.is_initialized():
+        raise RuntimeError("forked workers cannot use CUDA: run with workers=1 on a GPU")
+
+    def child(share):
+        torch.set_num_threads(1)
+        work(share)
+
+    ctx = torch.multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=child, args=(my_share(list(jobs), r, workers),)) for r in range(min(workers, len(jobs)))]
+    for p in procs:
+        p.start()
+    with tqdm(total=len(jobs), desc=f"{desc} ({len(procs)} processes)", disable=not progress) as bar:
+        while any(p.is_alive() for p in procs):
+            time.sleep(1.0)
+            bar.update(done() - bar.n)
+        bar.update(done() - bar.n)
+    failed = [p.exitcode for p in procs if p.exitcode]
+    if failed:
+        raise RuntimeError(f"{len(failed)} worker process(es) failed (exit codes {failed}); rerun to resume")
 
 
 def projected_loss(polca: Tensor) -> Tensor:

@@ -143,13 +143,19 @@ def test_hessian_basis_is_algorithm_1(mlp_problem):
             assert (deflated @ v - basis.eigenvalues[col] * v).norm() < 1e-7 * basis.eigenvalues[col].abs()
 
 
+def random_walk(params, n_steps, seed):
+    """Flat checkpoints: ``params`` and ``n_steps`` small random steps from it (float64)."""
+    g = torch.Generator().manual_seed(seed)
+    flat = [flatten(params)]
+    for _ in range(n_steps):
+        flat.append(flat[-1] + 1e-2 * torch.randn(flat[0].numel(), generator=g, dtype=torch.float64))
+    return flat
+
+
 def test_polca_over_training_matches_interval_terms_and_resumes_from_cache(mlp_problem, tmp_path):
     params, per_example = mlp_problem
     dim = flatten(params).numel()
-    g = torch.Generator().manual_seed(3)
-    flat = [flatten(params)]
-    for _ in range(4):
-        flat.append(flat[-1] + 1e-2 * torch.randn(dim, generator=g, dtype=torch.float64))
+    flat = random_walk(params, 4, seed=3)
     steps = [0, 2, 4, 6, 8]
     loads = []
 
@@ -276,3 +282,19 @@ def test_carry_separation_flips_with_a_carry_signal():
     assert strong["separation"] > strong["null_95"] and strong["auc"] > 0.9
     assert weak["separation"] < 0.2 and 0 < weak["null_95"] < 0.2
     assert carry_separation(signal, tokens, "ones") is None  # the ones place never receives a carry
+
+
+def test_polca_over_training_in_forked_workers_equals_one_process(mlp_problem, tmp_path):
+    params, per_example = mlp_problem
+    dim = flatten(params).numel()
+    flat = random_walk(params, 5, seed=6)
+    steps = [0, 1, 2, 3, 4, 5]
+    load = lambda step: unflatten(flat[step], params)  # noqa: E731
+    bases = {"random": random_orthonormal_basis(dim, 3, seed=7, dtype=torch.float64)}
+    want = polca_over_training(per_example, load, steps, bases, progress=False)
+    got = polca_over_training(per_example, load, steps, bases, cache_dir=tmp_path, part_size=2, progress=False,
+                              workers=2)
+    assert len(list(tmp_path.glob("polca-*.pt"))) == 3  # every part was computed by a worker and saved
+    assert torch.equal(got["random"].first, want["random"].first) and torch.equal(got["loss"], want["loss"])
+    with pytest.raises(ValueError, match="cache_dir"):
+        polca_over_training(per_example, load, steps, bases, progress=False, workers=2)

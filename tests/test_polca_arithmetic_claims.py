@@ -146,12 +146,25 @@ def test_carry_separation_flips_per_place():
     assert C.carry_separation_claim(pd.DataFrame())["verdict"] == "not measured"
 
 
+def test_scale_claim_reads_the_largest_size():
+    def series(polca, exact):
+        return pd.DataFrame([dict(params=p, carry_margin_polca_hessian=m, carry_margin_polca_random=0.0,
+                                  carry_margin_exact=e, explained_interval=0.95)
+                             for p, m, e in zip([4e4, 9e4, 9e5], polca, exact)])
+    assert C.scale_claim(series([0.0, 0.1, 0.3], [0.0, 0.0, 0.05]))["verdict"] == "reproduced"
+    assert C.scale_claim(series([0.3, 0.0, 0.05], [0.0, 0.0, 0.0]))["verdict"] == "partly"
+    assert C.scale_claim(series([0.3, 0.3, 0.3], [0.4, 0.4, 0.4]))["verdict"] == "not reproduced"
+    assert C.scale_claim(series([np.nan] * 3, [np.nan] * 3))["verdict"] == "not reproduced"
+    assert "none" in C.scale_claim(series([np.nan] * 3, [np.nan] * 3))["measured"]
+    assert C.scale_claim(None)["verdict"] == "not measured"
+
+
 def test_claims_on_the_committed_default_tables():
     if not (DATA / "polca_arithmetic_homogeneity.parquet").exists():
         pytest.skip("no committed default tables")
     rows = C.claims_from_folder(DATA)
     table = fidelity.claims_table("02_polca_arithmetic", rows)
-    assert len(table) == 14 and set(table.verdict) <= set(fidelity.VERDICTS)
+    assert len(table) == 15 and set(table.verdict) <= set(fidelity.VERDICTS)
     assert (table.study == fidelity.STUDIES[2]).all()
     assert table.paper.str.len().gt(0).all() and table.measured.str.len().gt(0).all()
     assert not table.measured.str.contains("nan").any()
