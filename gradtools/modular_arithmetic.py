@@ -213,11 +213,14 @@ class TrainingRun:
             ``train_eval_size`` training examples), test_acc (whole test split).
         checkpoints: ``(step, state_dict)`` every ``checkpoint_every`` steps, step 0 included.
         grokking_step: first evaluated step where every op's test accuracy is >= 0.95, else None.
+        projection: for a run with a projected step (study 5), one row per optimiser step
+            (:meth:`gradtools.projected_step.ProjectedStep.history`); None otherwise.
     """
 
     history: pd.DataFrame
     checkpoints: list[tuple[int, dict]] = field(default_factory=list)
     grokking_step: int | None = None
+    projection: pd.DataFrame | None = None  # a class-level default, so runs cached before it existed load with None
 
 
 def grokking_step(history: pd.DataFrame, threshold: float = GROKKING_THRESHOLD, op: str | None = None) -> int | None:
@@ -235,8 +238,9 @@ def train(data: ModularData, model_cfg: ModelConfig, train_cfg: TrainConfig, see
     Each step draws a minibatch of ``batch_size`` training pairs (with
     replacement), minimises :math:`\sum_{op} L_{op}`, clips the gradient norm,
     and steps AdamW. ``projection`` (a :class:`gradtools.projected_step.ProjectedStep`)
-    replaces ``optimizer.step()`` to constrain the attention update (study 5).
-    Train/test accuracy is evaluated every ``eval_every`` steps. Checkpoints are kept on the CPU.
+    replaces ``optimizer.step()`` to constrain the attention update (study 5); what it logs
+    per step is returned as ``projection``. Train/test accuracy is evaluated every
+    ``eval_every`` steps. Checkpoints are kept on the CPU.
     """
     torch.manual_seed(seed)
     model = ModularTransformer(model_cfg).to(device)
@@ -282,4 +286,5 @@ def train(data: ModularData, model_cfg: ModelConfig, train_cfg: TrainConfig, see
         step += 1
         bar.update(1)
     bar.close()
-    return TrainingRun(pd.DataFrame(rows), checkpoints, grok)
+    return TrainingRun(pd.DataFrame(rows), checkpoints, grok,
+                       projection.history() if projection is not None else None)

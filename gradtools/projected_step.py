@@ -23,10 +23,29 @@ one vector is recorded every ``sed_every`` steps (the paper's checkpoint
 spacing, 25): the raw update summed since the last record (update flavour,
 the analogue of :math:`a_t - a_{t-1}` between checkpoints) or the raw
 gradient of that step (gradient flavour). The basis is recomputed at each
-record, this step's vector included, and held in between.
+record, this step's vector included, and held in between. The gradient
+flavour's basis therefore comes from the training minibatch gradient AdamW
+receives, not from study 4's fixed held-out batch: section 5 of the paper
+says only "the current SED basis", and this is the gradient being projected.
+
+Every step logs what decides how much a condition changes training
+(:meth:`ProjectedStep.history`): with :math:`u` the natural object (AdamW's
+unprojected attention step in the update flavour, the attention gradient in
+the gradient flavour), :math:`\Pi` the kept projection (:math:`P` or
+:math:`I - P`) and :math:`s` the attention step actually taken,
+
+* ``kept_share`` :math:`\|\Pi u\|^2 / \|u\|^2`: the share of the natural update
+  (gradient) the condition keeps; near 1 the condition is the control in all but name;
+* ``step_kept_share`` :math:`\|\Pi s\|^2 / \|s\|^2`: 1 in the update flavour by
+  construction; in the gradient flavour, how much of AdamW's step (rescaled per
+  coordinate, plus weight decay) stays in the kept part;
+* ``natural_norm`` :math:`\|u\|`, ``step_norm`` :math:`\|s\|`, ``attention_norm``
+  :math:`\|a\|` after the step (the update flavour projects weight decay too, so
+  under "keep" the attention weights outside the subspace stop decaying).
 """
 from __future__ import annotations
 
+import pandas as pd
 import torch
 from torch import Tensor, nn
 
@@ -87,6 +106,7 @@ class ProjectedStep:
         self.sed_every, self._steps = sed_every, 0
         self._pending: Tensor | None = None  # raw updates summed since the last record
         self._basis: Tensor | None = None
+        self._log: list[Tensor] = []  # one row of LOG_COLUMNS per step
 
     def _params(self, model: nn.Module) -> list[nn.Parameter]:
         params = dict(model.named_parameters())
@@ -132,20 +152,43 @@ class ProjectedStep:
             offset += t.numel()
         return out
 
+    LOG_COLUMNS = ("natural_norm", "kept_share", "step_norm", "step_kept_share", "attention_norm")
+
     @torch.no_grad()
     def step(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
         """One projected optimiser step; gradients must already be in ``.grad``."""
         params = self._params(model)
+        before = self._flat(params).clone()
         if self.flavour == "gradient":
-            g = self._flat([p.grad if p.grad is not None else torch.zeros_like(p) for p in params])
-            g_proj = project(g, self.basis(g), self.mode)
-            for p, new in zip(params, self._unflat(g_proj, params)):
+            natural = self._flat([p.grad if p.grad is not None else torch.zeros_like(p) for p in params])
+            basis = self.basis(natural)
+            kept = project(natural, basis, self.mode)
+            for p, new in zip(params, self._unflat(kept, params)):
                 p.grad = new.clone()
             optimizer.step()
-            return
-        before = self._flat(params).clone()
-        optimizer.step()
-        delta = self._flat(params) - before
-        after = before + project(delta, self.basis(delta), self.mode)
-        for p, new in zip(params, self._unflat(after, params)):
-            p.copy_(new)
+            after = self._flat(params)
+        else:
+            optimizer.step()
+            natural = self._flat(params) - before
+            basis = self.basis(natural)
+            kept = project(natural, basis, self.mode)
+            after = before + kept
+            for p, new in zip(params, self._unflat(after, params)):
+                p.copy_(new)
+        self._record(natural, kept, after - before, after, basis)
+
+    def _record(self, natural: Tensor, kept: Tensor, taken: Tensor, after: Tensor, basis: Tensor) -> None:
+        """Append this step's row of :data:`LOG_COLUMNS` (float64; a share is 0 / 0 = NaN when its vector is zero)."""
+        def share(part: Tensor, whole: Tensor) -> Tensor:
+            return part.double().square().sum() / whole.double().square().sum()
+
+        self._log.append(torch.stack([natural.double().norm(), share(kept, natural), taken.double().norm(),
+                                      share(project(taken, basis, self.mode), taken), after.double().norm()]))
+
+    def history(self) -> pd.DataFrame:
+        """One row per step taken: ``step`` (the training step it moved from, 0-based) and :data:`LOG_COLUMNS`."""
+        # kept on the model's device until now: no host synchronisation per step
+        values = torch.stack(self._log).cpu().numpy() if self._log else torch.zeros(0, len(self.LOG_COLUMNS)).numpy()
+        df = pd.DataFrame(values, columns=list(self.LOG_COLUMNS))
+        df.insert(0, "step", range(len(df)))
+        return df

@@ -2,23 +2,28 @@
 
 The notebooks 04_sed_coupling and 05_sed_interventions call these; each
 function is one step of the data path (settings -> cached run -> rows ->
-bases -> R table), so a notebook reads top to bottom.
+bases -> R table), so a notebook reads top to bottom. Every expensive result
+(one trained run, one R table) is saved in its own file as soon as it is
+computed, under a name that hashes every setting it depends on, so an
+interrupted profile resumes from what is saved; :func:`parallel` spreads such
+jobs over worker processes.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .cache import cached_torch
+from .cache import cached_table, cached_torch
 from .modular_arithmetic import (OPS, ModelConfig, ModularTransformer, TrainConfig, TrainingRun,
                                  attention_parameter_names, modular_data, train)
 from .projected_step import CONDITIONS, ProjectedStep
@@ -55,6 +60,8 @@ def cached_run(cache: Path, ops: str | tuple[str, ...], p: int, train_fraction: 
                     flavour=flavour if condition != "A" else None, k=k, window=window)
     if condition in ("B", "C"):  # only the SED conditions depend on it
         settings["sed_every"] = sed_every
+    if condition != "A":  # projected runs log the kept share per step (ProjectedStep.history) since this key
+        settings["logged"] = "projection"
     path = Path(cache) / run_name(**settings)
 
     def compute() -> TrainingRun:
@@ -68,26 +75,61 @@ def cached_run(cache: Path, ops: str | tuple[str, ...], p: int, train_fraction: 
     return cached_torch(path, compute)
 
 
-def _cached_run_kwargs(kwargs: dict) -> TrainingRun:
-    return cached_run(**kwargs)
+def _call(task: tuple[Callable, dict]):
+    fn, kwargs = task
+    return fn(**kwargs)
 
 
-def cached_runs(jobs: list[dict], workers: int = 1) -> list[TrainingRun]:
+def parallel(fn: Callable, jobs: list[dict], workers: int = 1, desc: str = "jobs") -> list:
+    """``[fn(**job) for job in jobs]``, on ``workers`` spawned processes when there are more than one.
+
+    ``fn`` must be a module-level function (it is pickled by name). Results come back in the
+    order of ``jobs``; jobs are handed out in that order, so put the longest first.
+    """
+    if workers <= 1 or len(jobs) <= 1:
+        return [fn(**job) for job in tqdm(jobs, desc=desc)]
+    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=get_context("spawn")) as pool:
+        return list(tqdm(pool.map(_call, [(fn, job) for job in jobs]), total=len(jobs), desc=desc))
+
+
+def run_without_checkpoints(**job) -> TrainingRun:
+    """:func:`cached_run`, its checkpoints dropped: what a notebook keeps of many runs in memory."""
+    return replace(cached_run(**job), checkpoints=[])
+
+
+def cached_runs(jobs: list[dict], workers: int = 1, checkpoints: bool = True) -> list[TrainingRun]:
     """:func:`cached_run` for every dict of keyword arguments in ``jobs``, on ``workers`` processes.
 
     Each job caches its own file, so an interrupted batch resumes where it stopped.
+    ``checkpoints=False`` returns the runs without their checkpoints (load one in full
+    with :func:`cached_run` when it is needed).
     """
-    if workers <= 1:
-        return [cached_run(**job) for job in tqdm(jobs, desc="runs")]
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-        return list(tqdm(pool.map(_cached_run_kwargs, jobs), total=len(jobs), desc="runs"))
+    return parallel(cached_run if checkpoints else run_without_checkpoints, jobs, workers, desc="runs")
 
 
-def fixed_batch(ops, p: int, train_fraction: float, size: int, seed: int):
-    """The fixed gradient batch B of eq. 3: ``size`` training pairs drawn once with ``seed``."""
+BATCH_SPLITS = ("held-out", "training")
+
+
+def fixed_batch(ops, p: int, train_fraction: float, size: int, seed: int, split: str = "held-out"):
+    """The fixed gradient batch B of eq. 3: ``size`` pairs of ``split`` drawn once with ``seed``.
+
+    ``"held-out"`` (the default) draws from the test pairs, the paper's "held-out batch";
+    ``"training"`` from the training pairs (an ablation: the loss there is already near zero
+    after memorisation). Returns (x, y, mask), fewer than ``size`` rows if the split is smaller.
+    """
+    if split not in BATCH_SPLITS:
+        raise ValueError(f"split must be one of {BATCH_SPLITS}, not {split!r}")
     data = modular_data(ops, p, train_fraction, DATA_SEED)
-    idx = torch.randperm(len(data.x_train), generator=torch.Generator().manual_seed(seed))[:size]
-    return data.x_train[idx], data.y_train[idx], data.mask_train[idx]
+    x, y, mask = ((data.x_test, data.y_test, data.mask_test) if split == "held-out"
+                  else (data.x_train, data.y_train, data.mask_train))
+    idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:size]
+    return x[idx], y[idx], mask[idx]
+
+
+def checkpoint_grid(n: int, every: int) -> list[int]:
+    """Indices of every ``every``-th of ``n`` checkpoints, the last one always included (the run's end)."""
+    at = list(range(0, n, every))
+    return at + [n - 1] if n and at[-1] != n - 1 else at
 
 
 def sed_rows(run: TrainingRun, model_cfg: ModelConfig, batch, progress: bool = True,
@@ -122,6 +164,97 @@ def normalised(rows: torch.Tensor) -> list[torch.Tensor]:
     return [(r / r.norm())[None] if r.norm() > 0 else r.new_zeros(0, len(r)) for r in rows]
 
 
+def coupling_of_run(run: TrainingRun, model_cfg: ModelConfig, rows: dict[str, dict[str, torch.Tensor]],
+                    bases: dict[str, dict], at: list[int], probes, op_index: int = 0, n_random: int = 20,
+                    eps_rel: float = 0.005, device: str = "cpu", progress: bool = True,
+                    desc: str = "coupling") -> pd.DataFrame:
+    """R of named rolling-SVD bases over a run's checkpoints (:func:`gradtools.sed.coupling_curve`).
+
+    ``rows`` maps a batch split (``"held-out"``, ``"training"``) to :func:`sed_rows` on that
+    split's fixed batch. ``bases`` maps a label to a spec: ``rows`` (``"update"``,
+    ``"gradient"`` or ``"gradient_<i>"``), ``batch`` (a key of ``rows``; default
+    ``"held-out"``; update rows take any), ``window`` W and ``k``; W = 1 is the normalised row itself (up to sign,
+    which R does not see). All bases share the probes and the random directions, hence the
+    random median at each checkpoint in ``at``.
+    """
+    def sequence(spec):  # update rows do not depend on the batch: any split's will do
+        split = next(iter(rows)) if spec["rows"] == "update" else spec.get("batch", "held-out")
+        return rolling_bases(rows[split][spec["rows"]], spec["window"], spec["k"], at)
+
+    sequences = {label: sequence(spec) for label, spec in bases.items()}
+    model = ModularTransformer(model_cfg).to(device)
+    return coupling_curve(model, run.checkpoints, attention_parameter_names(model), sequences, at, *probes,
+                          op_index=op_index, n_random=n_random, eps_rel=eps_rel, progress=progress, desc=desc)
+
+
+def _ops(ops) -> tuple[str, ...]:
+    return (ops,) if isinstance(ops, str) else tuple(ops)
+
+
+def coupling_table(cache: Path, name: str, run_job: dict, bases: dict[str, dict], every: int = 1,
+                   op_index: int = 0, probe_seed: int = 0, n_probes: int = 1024, n_random: int = 20,
+                   eps_rel: float = 0.005, batch_size: int = 512, batch_seed: int = 0,
+                   device: str = "cpu", threads: int = 1) -> pd.DataFrame:
+    """:func:`coupling_of_run` of the run ``run_job`` (keywords of :func:`cached_run`), cached.
+
+    At every ``every``-th checkpoint and the last; head ``op_index`` and ``n_probes`` probe
+    pairs of its op drawn with ``probe_seed``; the fixed batches of the splits the ``bases``
+    use, ``batch_size`` pairs drawn with ``batch_seed``. Saved as ``<cache>/<name>_<hash>.parquet``,
+    the hash over every argument but where it runs (``cache``, ``device``, ``threads``), and read
+    back from there on a rerun. Rows: those of :func:`gradtools.sed.coupling_curve`.
+    """
+    where = ("cache", "device", "threads")
+    settings = dict(run={k: v for k, v in run_job.items() if k not in where}, bases=bases, every=every,
+                    op_index=op_index, probe_seed=probe_seed, n_probes=n_probes, n_random=n_random,
+                    eps_rel=eps_rel, batch_size=batch_size, batch_seed=batch_seed)
+    digest = hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+    def compute() -> pd.DataFrame:
+        torch.set_num_threads(threads)
+        run = cached_run(**run_job)
+        ops = _ops(run_job["ops"])
+        model_cfg = ModelConfig(p=run_job["p"], n_ops=len(ops), **run_job["model"])
+        splits = {spec.get("batch", "held-out") for spec in bases.values() if spec["rows"] != "update"} or {"held-out"}
+        rows = {split: sed_rows(run, model_cfg, fixed_batch(ops, run_job["p"], run_job["train_fraction"], batch_size,
+                                                            batch_seed, split), progress=False, device=device)
+                for split in splits}
+        probes = probe_pairs(ops[op_index], run_job["p"], n_probes, probe_seed)
+        return coupling_of_run(run, model_cfg, rows, bases, checkpoint_grid(len(run.checkpoints), every), probes,
+                               op_index, n_random, eps_rel, device=device, progress=False)
+
+    return cached_table(Path(cache) / f"{name}_{digest}.parquet", compute)
+
+
+def table1_bases(window: int) -> dict[str, dict]:
+    """Table 1's two estimators, top vector only (the paper's R is R(v1)): update SED and held-out gradient SED."""
+    return {"update SED": dict(rows="update", window=window, k=1),
+            "gradient SED": dict(rows="gradient", batch="held-out", window=window, k=1)}
+
+
+def multitask_bases(op_index: int, window: int) -> dict[str, dict]:
+    """Section 4's two estimators for op ``op_index``: the shared attention update and the op's own gradient (k = 1)."""
+    return {"aggregated update SED": dict(rows="update", window=window, k=1),
+            "per-op gradient SED": dict(rows=f"gradient_{op_index}", batch="held-out", window=window, k=1)}
+
+
+def ablation_bases(window: int, windows: list[int], ks: list[int]) -> dict[str, dict]:
+    """Table 2's window, rank and batch sweep as one set of bases (they share the random median).
+
+    ``W=<W>`` (top vector) for each window but the canonical one; ``W=<window> top-<max k>``, the
+    canonical window's top vectors, whose first k give the rank-k rows and whose first is the
+    canonical basis; ``training batch``: the canonical basis on a fixed batch of training pairs.
+    """
+    bases = {f"W={w}": dict(rows="gradient", window=w, k=1) for w in windows if w != window}
+    bases[f"W={window} top-{max([1, *ks])}"] = dict(rows="gradient", window=window, k=max([1, *ks]))
+    bases["training batch"] = dict(rows="gradient", batch="training", window=window, k=1)
+    return bases
+
+
+def canonical_bases(window: int) -> dict[str, dict]:
+    """The canonical gradient-SED basis (held-out batch, ``window``, top vector) alone, for the eps and probe sweeps."""
+    return {"canonical": dict(rows="gradient", window=window, k=1)}
+
+
 def peak_and_final(curve: pd.DataFrame, index: int | None = 0) -> pd.DataFrame:
     """Peak R (and its step) and final R of each estimator; ``index=None`` takes the max over basis vectors."""
     c = curve if index is None else curve[curve["index"] == index]
@@ -133,6 +266,33 @@ def peak_and_final(curve: pd.DataFrame, index: int | None = 0) -> pd.DataFrame:
         out.append(dict(estimator=est, peak_R=float(top.R), peak_step=int(top.step),
                         final_R=float(g.R.iloc[-1]), final_step=int(g.step.iloc[-1])))
     return pd.DataFrame(out)
+
+
+def peak_row(curve: pd.DataFrame, estimator: str, setting: str, value, top: int = 1) -> dict:
+    """One row of table 2: peak and final R of ``estimator`` (the largest over its first ``top`` vectors)."""
+    c = curve[(curve.estimator == estimator) & (curve["index"] < top)]
+    s = peak_and_final(c, index=None).iloc[0]
+    return dict(setting=setting, value=str(value), peak_R=s.peak_R, peak_step=s.peak_step, final_R=s.final_R,
+                final_step=s.final_step)
+
+
+def table2(sweep: pd.DataFrame, eps_curves: dict[float, pd.DataFrame], probe_curves: dict[int, pd.DataFrame],
+           window: int, windows: list[int], ks: list[int]) -> pd.DataFrame:
+    """Table 2 of the paper, from the curves of :func:`ablation_bases` (``sweep``) and of
+    :func:`canonical_bases` at each eps and probe seed.
+
+    Rows (setting, value, peak_R, peak_step, final_R, final_step): ``window W`` per W; ``rank k
+    (max R over top k)`` per k; ``eps / ||a||`` and ``probe seed`` per value; ``gradient batch B``
+    for the held-out batch (canonical) and the training batch.
+    """
+    top = f"W={window} top-{max([1, *ks])}"
+    rows = [peak_row(sweep, top if w == window else f"W={w}", "window W", w) for w in windows]
+    rows += [peak_row(sweep, top, "rank k (max R over top k)", k, top=k) for k in ks]
+    rows += [peak_row(c, "canonical", "eps / ||a||", eps) for eps, c in eps_curves.items()]
+    rows += [peak_row(c, "canonical", "probe seed", seed) for seed, c in probe_curves.items()]
+    rows += [peak_row(sweep, top, "gradient batch B", "held-out (canonical)"),
+             peak_row(sweep, "training batch", "gradient batch B", "training")]
+    return pd.DataFrame(rows)
 
 
 def per_example_table(model: ModularTransformer, names: list[str], run: TrainingRun, gradient_rows: torch.Tensor,
@@ -170,28 +330,58 @@ def per_example_table(model: ModularTransformer, names: list[str], run: Training
     return pd.DataFrame(out)
 
 
+def projection_log(runs: dict[tuple, TrainingRun], every: int = 1) -> pd.DataFrame:
+    """The per-step logs of projected runs (``TrainingRun.projection``, study 5), stacked.
+
+    ``runs`` maps (op, seed, flavour, condition) to a run; runs without a log (the control)
+    are left out. ``every > 1`` averages each column over bins of ``every`` steps (``step``:
+    the bin's first step). Rows: op, seed, flavour, condition, step and the logged columns.
+    """
+    tables = []
+    for (op, seed, flavour, condition), run in runs.items():
+        if run.projection is None or not len(run.projection):
+            continue
+        log = run.projection
+        if every > 1:
+            log = log.assign(step=log.step // every * every).groupby("step", as_index=False).mean()
+        tables.append(log.assign(op=op, seed=seed, flavour=flavour, condition=condition))
+    if not tables:
+        return pd.DataFrame(columns=["op", "seed", "flavour", "condition", "step", *ProjectedStep.LOG_COLUMNS])
+    out = pd.concat(tables, ignore_index=True)
+    return out[["op", "seed", "flavour", "condition", "step", *ProjectedStep.LOG_COLUMNS]]
+
+
+def projection_summary(log: pd.DataFrame) -> pd.DataFrame:
+    """Per projected run (op, seed, flavour, condition) of a per-step :func:`projection_log`: steps logged,
+    mean ``kept_share`` and ``step_kept_share`` over its steps, median ``step_norm / natural_norm``, and
+    ``attention_norm`` after its first and last step."""
+    log = log.assign(step_over_natural=log.step_norm / log.natural_norm).sort_values("step")
+    return (log.groupby(["op", "seed", "flavour", "condition"])
+            .agg(steps=("step", "size"), mean_kept_share=("kept_share", "mean"),
+                 mean_step_kept_share=("step_kept_share", "mean"),
+                 median_step_over_natural=("step_over_natural", "median"),
+                 first_attention_norm=("attention_norm", "first"), last_attention_norm=("attention_norm", "last"))
+            .reset_index())
+
+
 def multitask_curves(run: TrainingRun, model_cfg: ModelConfig, batch, p: int, window: int = 20, R_every: int = 1,
                      n_probes: int = 1024, n_random: int = 20, eps_rel: float = 0.005, ops: tuple[str, ...] = OPS,
                      device: str = "cpu", progress: bool = True) -> pd.DataFrame:
     """Section 4 of the paper: aggregated update SED vs per-op gradient SED on a multitask model.
 
-    ``batch`` is the fixed batch (x, y, mask) of eq. 3 over all ``ops``. For each op i,
-    R of the top (k = 1) rolling-SVD vector over ``window`` checkpoints of (a) the shared
-    attention update (which mixes every op) and (b) op i's own loss gradient, measured on
-    op i's head and its probe pairs, every ``R_every``-th checkpoint. Rows: those of
-    :func:`gradtools.sed.coupling_curve` plus ``op``.
+    ``batch`` is the fixed batch (x, y, mask) of eq. 3 over all ``ops`` (the notebook's: held-out
+    pairs). For each op i, R of the top (k = 1) rolling-SVD vector over ``window`` checkpoints of
+    (a) the shared attention update (which mixes every op) and (b) op i's own loss gradient,
+    measured on op i's head and its probe pairs, every ``R_every``-th checkpoint and the last
+    (:func:`multitask_bases`). Rows: those of :func:`gradtools.sed.coupling_curve` plus ``op``.
+    The notebook computes the same per op in parallel with :func:`coupling_table`.
     """
-    rows = sed_rows(run, model_cfg, batch, progress=progress, device=device)
-    at = list(range(0, len(run.checkpoints), R_every))
-    update = rolling_bases(rows["update"], window, 1, at)
-    model = ModularTransformer(model_cfg).to(device)
-    names = attention_parameter_names(model)
+    rows = {"held-out": sed_rows(run, model_cfg, batch, progress=progress, device=device)}
+    at = checkpoint_grid(len(run.checkpoints), R_every)
     out = []
     for i, op in enumerate(ops):
-        per_op = rolling_bases(rows[f"gradient_{i}"], window, 1, at)
-        c = coupling_curve(model, run.checkpoints, names,
-                           {"aggregated update SED": update, "per-op gradient SED": per_op}, at,
-                           *probe_pairs(op, p, n_probes, seed=0), op_index=i,
-                           n_random=n_random, eps_rel=eps_rel, progress=progress, desc=f"multitask R {op}")
+        c = coupling_of_run(run, model_cfg, rows, multitask_bases(i, window), at, probe_pairs(op, p, n_probes, seed=0),
+                            op_index=i, n_random=n_random, eps_rel=eps_rel, device=device, progress=progress,
+                            desc=f"multitask R {op}")
         out.append(c.assign(op=op))
     return pd.concat(out, ignore_index=True)

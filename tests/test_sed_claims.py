@@ -55,6 +55,47 @@ def test_update_sed_transient_needs_a_peak_before_grokking():
     assert verdict(sed_claims.update_sed_transient_claim(t)) == "not reproduced"
 
 
+def test_paper_constants_agree_with_each_other():
+    # the paper's means (tables 1, 4, 5) against its per-seed values, as printed (rounded)
+    for key, means in sed_claims.PAPER_GROKKING_STEPS.items():
+        per_seed = sed_claims.PAPER_GROKKING_STEPS_BY_SEED[key]
+        assert means == {c: round(np.mean(v)) for c, v in per_seed.items()}, key
+    for op, peaks in sed_claims.PAPER_GRADIENT_PEAK_BY_SEED.items():
+        assert sed_claims.PAPER_TABLE1["gradient SED"][op] == peaks[sed_claims.PAPER_SEEDS.index(42)]
+    assert sed_claims.paper_peak_R("gradient SED", "mul", 137) == 101.0
+    assert sed_claims.paper_peak_R("update SED", "mul", 42) == 3.47
+    assert math.isnan(sed_claims.paper_peak_R("update SED", "mul", 137))
+    assert math.isnan(sed_claims.paper_peak_R("gradient SED", "add", 7))
+
+
+def paper_table1():
+    """Table 1 of the paper as our table: gradient SED on three seeds, update SED on seed 42 only."""
+    rows = {(op, seed): (sed_claims.PAPER_TABLE1["update SED"][op] if seed == 42 else None, g)
+            for op, peaks in sed_claims.PAPER_GRADIENT_PEAK_BY_SEED.items()
+            for seed, g in zip(sed_claims.PAPER_SEEDS, peaks)}
+    t = table1({k: (u if u is not None else np.nan, g) for k, (u, g) in rows.items()})
+    return t.dropna(subset=["peak_R"])
+
+
+def test_mul_strongest_is_decided_per_seed():
+    assert verdict(sed_claims.mul_strongest_claim(table1({("add", 42): (9.0, 202.0)}))) == "not measured"
+    # the paper's own table: mul is the strongest on seed 42 only
+    row = sed_claims.mul_strongest_claim(paper_table1())
+    assert verdict(row) == "partly" and "not on seed 137, seed 2024" in row["why"]
+    assert "seed 42: mul 1 of 4" in row["measured"]
+    everywhere = table1({("add", s): (9.0, 100.0) for s in (1, 2)} | {("mul", s): (3.0, 300.0) for s in (1, 2)})
+    assert verdict(sed_claims.mul_strongest_claim(everywhere)) == "reproduced"
+    nowhere = table1({("add", s): (9.0, 300.0) for s in (1, 2)} | {("mul", s): (3.0, 100.0) for s in (1, 2)})
+    assert verdict(sed_claims.mul_strongest_claim(nowhere)) == "not reproduced"
+
+
+def test_op_spread_is_decided_per_seed():
+    # on one seed the gradient spread is the smaller, on the other the larger
+    mixed = table1({("add", 1): (9.0, 200.0), ("mul", 1): (3.0, 180.0), ("add", 2): (9.0, 300.0), ("mul", 2): (3.0, 50.0)})
+    row = sed_claims.op_spread_claim(mixed)
+    assert verdict(row) == "partly" and "not on seed 2" in row["why"] and "seed-mean peaks" in row["measured"]
+
+
 def test_op_spread_needs_two_ops_and_flips():
     assert verdict(sed_claims.op_spread_claim(table1({("add", 42): (9.0, 202.0)}))) == "not measured"
     paper_like = table1({("add", 42): (8.97, 202.4), ("mul", 42): (3.47, 326.7)})
@@ -157,7 +198,7 @@ def test_coupling_claims_on_the_committed_tables():
     grok = t1[["op", "seed", "grokking_step"]].drop_duplicates()
     rows = sed_claims.coupling_claims(grok, t1, _committed("sed_table2_ablation"), _committed("sed_table3_per_example_svd"),
                                       _committed("sed_multitask_table"), _committed("sed_coupling_curves"), where="add/42")
-    _well_formed("04_sed_coupling", rows, 15)
+    _well_formed("04_sed_coupling", rows, 16)
     assert all(r["study"] == fidelity.STUDIES[4] for r in rows)
 
 
@@ -179,10 +220,8 @@ def steps_table(tables, wd0=(("C", None, 3000),)):
 
 
 # tables 4 (update, add) and 5 (gradient, add) of the paper, per seed
-PAPER_UPDATE = dict(A=[3550, 3450, 3025], B=[2925, 2625, 2725], C=[1600, 1875, 1575], D=[3600, 3525, 3125],
-                    E=[1500, 1450, 1450])
-PAPER_GRADIENT = dict(A=[3550, 3525, 3000], B=[3525, 3425, 2950], C=[1425, 1675, 1475], D=[3575, 3450, 3050],
-                      E=[1425, 1475, 1375])
+PAPER_UPDATE = {c: list(v) for c, v in sed_claims.PAPER_GROKKING_STEPS_BY_SEED["update", "add"].items()}
+PAPER_GRADIENT = {c: list(v) for c, v in sed_claims.PAPER_GROKKING_STEPS_BY_SEED["gradient", "add"].items()}
 
 
 def by_claim(rows):
@@ -220,6 +259,37 @@ def test_remove_conditions_no_effect_or_no_grokking():
     slow_b = dict(PAPER_UPDATE, B=PAPER_UPDATE["A"])
     rows = by_claim(sed_claims.intervention_claims(steps_table({("update", "add"): slow_b})))
     assert verdict(rows["update projection: removing SED (B) does not prevent grokking, speeds it up"]) == "partly"
+
+
+def test_sed_vs_random_not_measured_without_both_conditions_on_seeds():
+    only_c = {("update", "add"): {c: PAPER_UPDATE[c] for c in "AC"}}
+    row = by_claim(sed_claims.intervention_claims(steps_table(only_c)))[
+        "update projection: SED (C) vs random (E) within seed variation"]
+    assert verdict(row) == "not measured" and "E not run" in row["measured"]
+    e_row = by_claim(sed_claims.intervention_claims(steps_table(only_c)))[
+        "update projection: keep only random rank 3 (E) groks ~2x faster than A"]
+    assert verdict(e_row) == "not measured" and e_row["measured"] == "not run"
+    # a run that did not grok fails its op
+    e_fails = {("gradient", "add"): dict(PAPER_GRADIENT, E=[None, 1475, 1375])}
+    row = by_claim(sed_claims.intervention_claims(steps_table(e_fails)))[
+        "gradient projection: SED (C) vs random (E) within seed variation"]
+    assert verdict(row) == "not reproduced"
+
+
+def test_condition_claims_name_the_failing_runs():
+    slow_on_one = dict(PAPER_GRADIENT, C=[1425, 3400, 1475])
+    row = by_claim(sed_claims.intervention_claims(steps_table({("gradient", "add"): slow_on_one})))[
+        "gradient projection: keep only SED (C) groks ~2x faster than A"]
+    assert verdict(row) == "partly" and "not on add/137" in row["why"]
+
+
+def test_one_seed_note_is_per_claim():
+    # C and E on three seeds, B and D on the first only: only the B and D rows say "one seed"
+    grid = {c: (v if c in "ACE" else v[:1]) for c, v in PAPER_GRADIENT.items()}
+    rows = by_claim(sed_claims.intervention_claims(steps_table({("gradient", "add"): grid})))
+    assert "one seed" not in rows["gradient projection: keep only SED (C) groks ~2x faster than A"]["why"]
+    assert "one seed" in rows["gradient projection: removing SED (B) neither prevents nor speeds grokking"]["why"]
+    assert verdict(rows["gradient projection: SED (C) vs random (E) within seed variation"]) == "reproduced"
 
 
 def test_one_seed_says_so():

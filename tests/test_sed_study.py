@@ -1,4 +1,5 @@
 """Study 4's tables from tiny trained runs (gradtools.sed_study): table 3 and the multitask curves."""
+import pandas as pd
 import pytest
 import torch
 
@@ -74,3 +75,135 @@ def test_multitask_curves_measure_each_op_on_its_own_head():
     ref = sed.coupling_at_checkpoint(model, names, {"g": basis}, rnd, *sed.probe_pairs("sq", P, 12, seed=0), op_index=3)
     got = curves[(curves.op == "sq") & (curves.step == run.checkpoints[t][0]) & (curves.estimator == "per-op gradient SED")]
     assert float(got.R.iloc[0]) == pytest.approx(float(ref.R.iloc[0]), rel=1e-5)
+
+
+def _pairs(x):
+    return {(int(a), int(b)) for a, b in x}
+
+
+@pytest.mark.parametrize("ops", ["add", "mul", OPS])
+def test_fixed_batch_is_drawn_once_from_held_out_pairs(ops):
+    data = modular_data(ops, 11, 0.5, sed_study.DATA_SEED)
+    x, y, mask = sed_study.fixed_batch(ops, 11, 0.5, 20, seed=3)
+    assert len(x) == 20 and len(_pairs(x)) == 20  # no pair twice
+    assert _pairs(x) <= _pairs(data.x_test)
+    assert not _pairs(x) & _pairs(data.x_train)
+    # labels and masks travel with their pairs
+    test_rows = {(int(a), int(b)): (yy.tolist(), mm.tolist()) for (a, b), yy, mm in zip(data.x_test, data.y_test, data.mask_test)}
+    assert all(test_rows[int(a), int(b)] == (yy.tolist(), mm.tolist()) for (a, b), yy, mm in zip(x, y, mask))
+    again = sed_study.fixed_batch(ops, 11, 0.5, 20, seed=3)
+    assert all(torch.equal(u, v) for u, v in zip(again, (x, y, mask)))
+    assert _pairs(sed_study.fixed_batch(ops, 11, 0.5, 20, seed=4)[0]) != _pairs(x)
+    # the ablation's batch comes from the training pairs only
+    xt, _, _ = sed_study.fixed_batch(ops, 11, 0.5, 20, seed=3, split="training")
+    assert _pairs(xt) <= _pairs(data.x_train)
+    # a batch larger than the split is the whole split
+    assert _pairs(sed_study.fixed_batch(ops, 11, 0.5, 10_000, seed=0)[0]) == _pairs(data.x_test)
+    with pytest.raises(ValueError):
+        sed_study.fixed_batch(ops, 11, 0.5, 20, seed=3, split="test")
+
+
+def test_checkpoint_grid_always_ends_at_the_last_checkpoint():
+    assert sed_study.checkpoint_grid(9, 4) == [0, 4, 8]
+    assert sed_study.checkpoint_grid(10, 4) == [0, 4, 8, 9]
+    assert sed_study.checkpoint_grid(3, 1) == [0, 1, 2]
+    assert sed_study.checkpoint_grid(1, 5) == [0]
+    assert sed_study.checkpoint_grid(0, 5) == []
+
+
+def test_parallel_keeps_the_order_of_jobs():
+    jobs = [dict(n=n, every=2) for n in (5, 2, 7)]
+    expected = [sed_study.checkpoint_grid(**j) for j in jobs]
+    assert sed_study.parallel(sed_study.checkpoint_grid, jobs, workers=1) == expected
+    assert sed_study.parallel(sed_study.checkpoint_grid, jobs, workers=2) == expected
+
+
+def _job(tmp_path):
+    return dict(cache=tmp_path, ops="add", p=P, train_fraction=0.5, seed=0, model=MODEL,
+                training=dict(lr=3e-3, batch_size=16, max_steps=12, eval_every=4, checkpoint_every=4))
+
+
+def test_coupling_table_is_the_coupling_of_the_cached_run_and_is_saved(tmp_path):
+    job = _job(tmp_path)
+    bases = {"update SED": dict(rows="update", window=3, k=1),
+             "training W=1": dict(rows="gradient", batch="training", window=1, k=1)}
+    kw = dict(every=2, n_probes=10, n_random=3, batch_size=8)
+    table = sed_study.coupling_table(tmp_path, "t", job, bases, **kw)
+    saved = list(tmp_path.glob("t_*.parquet"))
+    assert len(saved) == 1
+    # by hand: the same run, rows on the training batch, bases, probes
+    run = sed_study.cached_run(**job)
+    cfg = ModelConfig(p=P, n_ops=1, **MODEL)
+    rows = {"training": sed_study.sed_rows(run, cfg, sed_study.fixed_batch("add", P, 0.5, 8, 0, split="training"),
+                                           progress=False)}
+    at = sed_study.checkpoint_grid(len(run.checkpoints), 2)
+    ref = sed_study.coupling_of_run(run, cfg, rows, bases, at, sed.probe_pairs("add", P, 10, seed=0), n_random=3,
+                                    progress=False)
+    pd.testing.assert_frame_equal(table, ref)
+    assert sorted(table.step.unique()) == [run.checkpoints[t][0] for t in at]
+    # W = 1 is the normalised gradient itself: its R equals that of the direction
+    t = at[-1]
+    model = ModularTransformer(cfg)
+    model.load_state_dict(run.checkpoints[t][1])
+    names = attention_parameter_names(model)
+    g = rows["training"]["gradient"][t]
+    rnd = sed.random_unit_directions(len(g), 3, seed=0)
+    direct = sed.coupling_at_checkpoint(model, names, {"g": (g / g.norm())[None]}, rnd, *sed.probe_pairs("add", P, 10, 0))
+    got = table[(table.step == run.checkpoints[t][0]) & (table.estimator == "training W=1")]
+    assert float(got.R.iloc[0]) == pytest.approx(float(direct.R.iloc[0]), rel=1e-5)
+    # a rerun reads the file (where it runs is not part of the name); a changed setting computes anew
+    pd.testing.assert_frame_equal(sed_study.coupling_table(tmp_path, "t", dict(job, threads=2), bases, **kw,
+                                                           threads=2), table)
+    assert len(list(tmp_path.glob("t_*.parquet"))) == 1
+    sed_study.coupling_table(tmp_path, "t", job, bases, **dict(kw, n_random=2))
+    assert len(list(tmp_path.glob("t_*.parquet"))) == 2
+
+
+def _curve(estimator, peaks, steps=(0, 100, 200)):
+    """A coupling curve: ``peaks[i]`` is vector i's R at the middle step, half of it elsewhere."""
+    return pd.DataFrame([dict(step=s, estimator=estimator, index=i, R=r if s == steps[1] else r / 2)
+                         for i, r in enumerate(peaks) for s in steps])
+
+
+def test_table2_reads_each_setting_from_its_basis():
+    sweep = pd.concat([_curve("W=1", [600]), _curve("W=5", [400]), _curve("W=20 top-3", [200, 300, 250]),
+                       _curve("training batch", [50])])
+    t2 = sed_study.table2(sweep, {0.001: _curve("canonical", [210]), 0.02: _curve("canonical", [20])},
+                          {1: _curve("canonical", [190])}, window=20, windows=[1, 5, 20], ks=[1, 2, 3])
+    peak = {(r.setting, r.value): r.peak_R for r in t2.itertuples()}
+    assert peak["window W", "1"] == 600 and peak["window W", "5"] == 400 and peak["window W", "20"] == 200
+    # rank k: the best of the canonical basis's first k vectors
+    assert [peak["rank k (max R over top k)", k] for k in "123"] == [200, 300, 300]
+    assert peak["eps / ||a||", "0.001"] == 210 and peak["eps / ||a||", "0.02"] == 20
+    assert peak["probe seed", "1"] == 190
+    assert peak["gradient batch B", "held-out (canonical)"] == 200 and peak["gradient batch B", "training"] == 50
+    assert (t2.peak_step == 100).all() and (t2.final_step == 200).all()
+    assert set(sed_study.ablation_bases(20, [1, 5, 20], [1, 2, 3])) == {"W=1", "W=5", "W=20 top-3", "training batch"}
+
+
+def test_projection_log_and_summary():
+    from gradtools.modular_arithmetic import TrainingRun
+    from gradtools.projected_step import ProjectedStep
+
+    def run(shares):
+        log = pd.DataFrame({c: [1.0] * len(shares) for c in ProjectedStep.LOG_COLUMNS}).assign(kept_share=shares)
+        log.insert(0, "step", range(len(shares)))
+        return TrainingRun(pd.DataFrame(), projection=log.assign(attention_norm=[10.0 + i for i in range(len(shares))]))
+
+    runs = {("add", 42, "update", "C"): run([1.0, 0.5, 0.0, 0.5, 1.0]), ("add", 42, "update", "A"): TrainingRun(pd.DataFrame())}
+    log = sed_study.projection_log(runs)
+    assert len(log) == 5 and set(log.condition) == {"C"}
+    binned = sed_study.projection_log(runs, every=2)
+    assert binned.step.tolist() == [0, 2, 4] and binned.kept_share.tolist() == [0.75, 0.25, 1.0]
+    s = sed_study.projection_summary(log).iloc[0]
+    assert s.steps == 5 and s.mean_kept_share == pytest.approx(0.6)
+    assert s.first_attention_norm == 10 and s.last_attention_norm == 14
+    assert len(sed_study.projection_log({("add", 42, "update", "A"): TrainingRun(pd.DataFrame())})) == 0
+
+
+def test_cached_runs_without_checkpoints(tmp_path):
+    job = _job(tmp_path)
+    full, light = sed_study.cached_runs([job], checkpoints=True)[0], sed_study.cached_runs([job], checkpoints=False)[0]
+    assert len(full.checkpoints) == 4 and light.checkpoints == []
+    pd.testing.assert_frame_equal(full.history, light.history)
+    assert light.grokking_step == full.grokking_step
