@@ -75,22 +75,49 @@ def unigram_entropy(stream: Tensor, vocab_size: int) -> float:
     return float(-(p * p.log()).sum())
 
 
+def spread_windows(capacities: list[int], n_windows: int) -> list[int]:
+    """Windows to take from each article, as even as the articles' ``capacities`` (whole windows each holds) allow.
+
+    Water-filling: every article gets the same count, those too short give all they hold and the
+    rest is shared among the longer ones; leftovers go to the earliest articles. The counts sum to
+    ``min(n_windows, sum(capacities))``.
+    """
+    counts = [0] * len(capacities)
+    left = min(n_windows, sum(capacities))
+    while left > 0:
+        open_ = [i for i, c in enumerate(capacities) if counts[i] < c]
+        share = max(1, left // len(open_))
+        for i in open_:
+            take = min(share, capacities[i] - counts[i], left)
+            counts[i] += take
+            left -= take
+            if left == 0:
+                break
+    return counts
+
+
 def validation_tokens(tokenizer, articles: list[Article], nlp, *, n_windows: int, context: int,
-                      max_windows_per_article: int = 4, context_chars: int = 60):
+                      max_windows_per_article: int | None = 4, context_chars: int = 60):
     """Fixed validation windows and one row per predicted token (POS-tagged with ``nlp``).
 
     Windows of ``context`` tokens are cut back to back from the start of each
     article (at most ``max_windows_per_article`` each, so several articles are
-    represented) until ``n_windows``. Returns ``(batch, tokens)``: ``batch`` has
+    represented) until ``n_windows``; with ``max_windows_per_article=None`` they are
+    spread over all the articles as evenly as their lengths allow (:func:`spread_windows`).
+    Returns ``(batch, tokens)``: ``batch`` has
     ``input_ids``/``labels`` (n_windows, context); ``tokens`` has n_windows * (context - 1)
     rows (window, position, article, token, context, pos, pos_sequence, in_word), where
     ``context`` shows up to ``context_chars`` characters before the token and the
     token itself in brackets, newlines as ``\\n``.
     """
     windows, rows = [], []
-    for article in articles:
-        enc = tokenizer.encode(article.text)
-        n = min(max_windows_per_article, len(enc.ids) // context, n_windows - len(windows))
+    encodings = [tokenizer.encode(a.text) for a in articles]
+    if max_windows_per_article is None:
+        quota = spread_windows([len(e.ids) // context for e in encodings], n_windows)
+    else:
+        quota = [max_windows_per_article] * len(articles)
+    for article, enc, most in zip(articles, encodings, quota):
+        n = min(most, len(enc.ids) // context, n_windows - len(windows))
         if n <= 0:
             continue
         end_char = enc.offsets[n * context - 1][1]
