@@ -434,6 +434,7 @@ for i, text in enumerate(ioi.meta.text):
 # | (scratch) | v5 plus 12 introduction and 6 clause verb phrases of motion and place (`drove to the [PLACE]`, `stopped at the [PLACE]`, ...; none of the evaluation's) appended by a script outside the project, seed 1 | d96-L2 | 100% [A] above [B] from step 2500 to the end (X, the same seed on v5: 75-78%); GT 0.59-0.64 and OML 100% over the last 1000 steps: the candidate corpus v6 |
 # | default (issue 17) | **v6** = v5 with those 12 introductions and 6 clause verb phrases (`suite_corpus.IOI_INTROS`, `IOI_CLAUSES`); batches of 32, 8000 steps, lr 2e-3, cosine | d64-L2, d80-L2, d96-L2 | this notebook's suite (the tables above) |
 # | Z1, Z2 | v6, the default recipe, **seeds 1 and 2** (checkpoints every 250 steps and at the powers of two) | d96-L2 | the seed study of the largest size (the `seeds` table above) |
+# | AA, AB | v6, the default recipe at **lr 3e-3**, seed 0 | d64-L2 (AA), d80-L2 (AB) | both learn IOI and hold it over the last 1000 steps (AA 95-97%, AB 91-93% [A] above [B]), GT 0.64-0.69 and 0.56-0.66, OML 100%: where the suite's same sizes at lr 2e-3 stop at 59-69% (finding 12) |
 #
 # What the search showed: (1) OML needs the evaluation's phrase "the month of" somewhere
 # in training (in another template); without it accuracy stays at chance.
@@ -511,7 +512,10 @@ for i, text in enumerate(ioi.meta.text):
 # position heuristic, where the largest size learned the rule. The stories put the names in either order
 # with equal probability, so the corpus does not teach this bias; which of v5's and v6's passes the smaller
 # sizes make is one training run each (finding 7). What v6 gives is the size contrast of the paper's suite
-# (the largest size learns IOI, smaller ones only in part) with a robust largest size.
+# (the largest size learns IOI, smaller ones only in part) with a robust largest size. The smaller sizes'
+# learning rate is the lever: at 3e-3 instead of 2e-3 both learn IOI and GT and hold them (runs AA, AB; as in
+# the real suites, smaller models take a larger rate). The suite's recipe does not use it yet: its two smaller
+# sizes are being retrained at 3e-3 (per-size rates are part of the recipe, `checkpoint_suite.size_recipe`).
 # Runs D-O were trained with `checkpoint_suite.train_size` (the default recipe with the steps,
 # learning rate, shape, seed or corpus version changed) outside this notebook; their held-out metrics every 1000 steps are in
 # `data/suite_recipe_probes.parquet` (run, corpus, size, steps, lr, step, metric, value), summarised
@@ -532,9 +536,9 @@ display(csc.probe_summary(probes, chance).round(dict.fromkeys(metric_columns, 3)
 # size failed a seed). The larger size learns *more* here: rank accuracy, margin and the IOI-copy loss
 # order the sizes by width (the emergence table), as the paper's suite does with its smallest models.
 #
-# **What is left.** The smaller sizes' position heuristic in the two-sentence ABBA templates: per-size
-# learning rates or steps (the search's lever for the smaller sizes in runs E-F) are the next thing to try,
-# and their seeds were not run. Wider models were not probed on this corpus (the fifth claims row).
+# **What is left.** The smaller sizes' position heuristic in the two-sentence ABBA templates goes away at
+# lr 3e-3 (runs AA, AB, seed 0; finding 12): the suite is to use that rate for its two smaller sizes, and
+# notebooks 00 and 01 to be rerun on it. Wider models were not probed on this corpus (the fifth claims row).
 #
 # **Emergence windows**, for study 1's dense checkpoints: the suite saves a checkpoint every 100 steps
 # after step 64, since where each capability forms is known only after training; the windows table
