@@ -71,19 +71,19 @@ def series(profile: str, workers: int = 2, progress: bool = True) -> pd.DataFram
         size_run(profile, d).check()  # stop on bad settings before any compute
     out = paths.data_dir(profile) / TABLE
     rows = []
-    widths = sorted(SIZES[profile], reverse=True)
-    if workers <= 1:  # in this process (the smoke profile's, in notebook 02)
-        for d in _progress(widths, len(widths), progress):
-            rows.append(run_size(profile, d))
-            cache.save_table(pd.DataFrame(rows).sort_values("params"), out)
-        return pd.DataFrame(rows).sort_values("params", ignore_index=True)
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max(1, workers), mp_context=context) as pool:
-        jobs = [pool.submit(run_size, profile, d) for d in widths]
-        for job in _progress(as_completed(jobs), len(jobs), progress):
-            rows.append(job.result())
-            cache.save_table(pd.DataFrame(rows).sort_values("params"), out)
+    for row in _progress(_rows(profile, sorted(SIZES[profile], reverse=True), workers), len(SIZES[profile]), progress):
+        rows.append(row)
+        cache.save_table(pd.DataFrame(rows).sort_values("params"), out)
     return pd.DataFrame(rows).sort_values("params", ignore_index=True)
+
+
+def _rows(profile: str, widths: list[int], workers: int):
+    """The scale rows of ``widths`` as they finish: in this process (``workers`` <= 1) or on spawned ones."""
+    if workers <= 1:  # the smoke profile's, in notebook 02
+        yield from (run_size(profile, d) for d in widths)
+        return
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield from (job.result() for job in as_completed([pool.submit(run_size, profile, d) for d in widths]))
 
 
 def _progress(it, total, progress):
