@@ -191,6 +191,29 @@ def polca_terms(run: AdditionRun, folder: Path, per_token, load, basis: dict[str
                                      part_size=50, chunk=8, workers=workers, progress=progress)
 
 
+def spacing_table(per_token, load, anchors, gaps) -> pd.DataFrame:
+    """One full-step expansion from each anchor over a single gap of each length: what a POLCA grid of that
+    spacing would get. Needs checkpoints at every ``anchor + gap``; anchors without all of them are skipped.
+
+    Returns one row per (anchor, gap): ``explained``, ``mean_abs_change``, ``mean_abs_error`` of
+    :func:`gradtools.polca.decomposition_check` on the pair of checkpoints.
+    """
+    rows = []
+    for anchor in anchors:
+        p0 = load(anchor)
+        with torch.no_grad():
+            l0 = per_token(p0)
+        for gap in gaps:
+            p1 = load(anchor + gap)
+            with torch.no_grad():
+                l1 = per_token(p1)
+            pred = polca.polca_terms(per_token, p0, p1, full_step=True).polca[0]
+            row = polca.decomposition_check(torch.stack([l0, l1]).cpu(), pred[None].cpu()).iloc[0]
+            rows.append(dict(anchor=anchor, gap=gap, explained=row.explained, mean_abs_change=row.mean_abs_change,
+                             mean_abs_error=row.mean_abs_error))
+    return pd.DataFrame(rows)
+
+
 def ranked_vectors(terms: polca.PolcaTerms) -> tuple[Tensor, list[int]]:
     """Projected loss (T, k, n) and the vectors whose mean projected loss decreases, most loss removed first."""
     projected = polca.projected_loss(terms.polca.cpu())

@@ -8,7 +8,8 @@ it is trained, its Hessian basis built, POLCA computed along the Hessian and a r
 full step) over the whole run, and its curves clustered at the paper's settings. Its row
 (:func:`gradtools.polca_addition.scale_row`) is cached in its run folder, and the table
 ``data/<profile>/polca_arithmetic_scale_series.parquet`` is rewritten after every size, so an
-interrupted series resumes where it stopped. Notebook 02 plots the table.
+interrupted series resumes where it stopped; the command then saves the figure (:func:`plot`, which
+notebook 02 shows too).
 """
 from __future__ import annotations
 
@@ -77,6 +78,35 @@ def series(profile: str, workers: int = 2, progress: bool = True) -> pd.DataFram
     return pd.DataFrame(rows).sort_values("params", ignore_index=True)
 
 
+def plot(scale: pd.DataFrame, profile: str):
+    """The scale-series figure (decomposition, carry recovered above chance, appendix F's cosine against
+    parameters), saved as ``polca_arithmetic_scale_series``; returns the figure."""
+    import matplotlib.pyplot as plt
+
+    from .figures import save_figure
+    from .polca_arithmetic_claims import RECOVERY_MARGIN
+
+    scale = scale.sort_values("params")
+    fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
+    axes[0].plot(scale.params, scale.explained_interval, "o-", label="full step, per interval (median)")
+    axes[0].plot(scale.params, scale.explained_run, "s-", label="full step, whole run")
+    axes[0].plot(scale.params, scale.basis_explained_interval, "^-", label="Hessian basis, per interval")
+    axes[0].set_ylabel("share of loss change explained"); axes[0].set_ylim(-1, 1.05)
+    for col, label in [("carry_margin_polca_hessian", "POLCA, Hessian basis"),
+                       ("carry_margin_polca_random", "POLCA, random basis"), ("carry_margin_exact", "exact loss")]:
+        axes[1].plot(scale.params, scale[col], "o-", label=label)
+    axes[1].axhline(RECOVERY_MARGIN, color="grey", ls="--", lw=0.8, label="recovery margin")
+    axes[1].axhline(0, color="grey", lw=0.8); axes[1].set_ylabel("carry homogeneity minus chance (hundreds, tens)")
+    axes[2].plot(scale.params, scale.cosine_first_second, "o-"); axes[2].set_ylabel("first- vs second-order cosine")
+    for ax, title in zip(axes, ["decomposition", "carry recovered by clusters", "appendix F"]):
+        ax.set_xscale("log"); ax.set_xlabel("parameters"); ax.set_title(title)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    save_figure(fig, "polca_arithmetic_scale_series", profile)
+    return fig
+
+
 def _rows(profile: str, widths: list[int], workers: int):
     """The scale rows of ``widths`` as they finish: in this process (``workers`` <= 1) or on spawned ones."""
     if workers <= 1:  # the smoke profile's, in notebook 02
@@ -98,6 +128,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     table = series(args.profile, args.workers)
     print(table.to_string(index=False))
+    plot(table, args.profile)
     return 0
 
 

@@ -67,3 +67,49 @@ def test_scale_row_on_a_known_result():
     assert row["carry_margin_polca_hessian"] == pytest.approx(0.3)
     assert np.isnan(row["carry_margin_exact"]) and np.isnan(row["carry_margin_polca_random"])
     assert row["cosine_first_second"] == pytest.approx(1.0) and row["params"] == 123 and row["tokens"] == n
+
+
+def test_spacing_table_is_the_second_order_expansion_with_a_cubic_error():
+    # per-token loss (x_i . w)^3: the expansion along a step d predicts 3u^2 e + 3u e^2 (u = x.w, e = x.d);
+    # its error is exactly e^3, so the table's explained share has a closed form
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(7, 5, generator=g, dtype=torch.float64)
+    walk = {0: torch.randn(5, generator=g, dtype=torch.float64)}
+    for step in range(1, 6):
+        walk[step] = walk[step - 1] + 0.2 * torch.randn(5, generator=g, dtype=torch.float64)
+    per_token = lambda p: (X @ p["w"]) ** 3  # noqa: E731
+    table = pa.spacing_table(per_token, lambda s: {"w": walk[s]}, anchors=[0, 1], gaps=[1, 4])
+    assert list(zip(table.anchor, table.gap)) == [(0, 1), (0, 4), (1, 1), (1, 4)]
+    for row in table.itertuples():
+        u, e = X @ walk[row.anchor], X @ (walk[row.anchor + row.gap] - walk[row.anchor])
+        actual = (u + e) ** 3 - u ** 3
+        assert row.explained == pytest.approx(float(1 - (e ** 3).square().sum() / actual.square().sum()), rel=1e-10)
+        assert row.mean_abs_error == pytest.approx(float((e ** 3).abs().mean()), rel=1e-10)
+    assert table.explained.iloc[0] > table.explained.iloc[1]  # the longer gap leaves a larger cubic error
+
+
+def test_lr_probe_smoke_profile_trains_and_tables(tmp_path, monkeypatch):
+    from gradtools import paths, polca_lr_probe
+    monkeypatch.setattr(paths, "cache_dir", lambda profile: tmp_path / "cache")
+    monkeypatch.setattr(paths, "data_dir", lambda profile: tmp_path / "data")
+    table = polca_lr_probe.probe("smoke", workers=1)
+    lrs, steps, anchors, gaps = polca_lr_probe.PROBES["smoke"]
+    assert len(table) == len(lrs) * len(anchors) * len(gaps) and (tmp_path / "data" / polca_lr_probe.TABLE).exists()
+    assert table.accuracy.between(0, 1).all() and (table.steps == steps).all()
+    assert (table[table.gap == 1].explained > 0.9).all()  # one small step: the expansion holds
+    with pytest.raises(ValueError, match="unknown profile|profile"):
+        polca_lr_probe.probe("laptop")
+
+
+def test_scale_series_smoke_writes_its_table_and_figure(tmp_path, monkeypatch):
+    import matplotlib
+    matplotlib.use("Agg")
+    from gradtools import figures, paths, polca_scale
+    monkeypatch.setattr(paths, "cache_dir", lambda profile: tmp_path / "cache")
+    monkeypatch.setattr(paths, "data_dir", lambda profile: tmp_path / "data")
+    monkeypatch.setattr(figures, "figures_dir", lambda profile: tmp_path)
+    assert polca_scale.main(["--profile", "smoke", "--workers", "1"]) == 0
+    table = pd.read_parquet(tmp_path / "data" / polca_scale.TABLE)
+    assert list(table.d_model) == polca_scale.SIZES["smoke"] and table.params.gt(0).all()
+    assert table.explained_interval.le(1).all() and table.wall_s.gt(0).all()
+    assert (tmp_path / "polca_arithmetic_scale_series.png").exists() and (tmp_path / "polca_arithmetic_scale_series.pdf").exists()
