@@ -8,7 +8,8 @@ this probe trains the same model at lower constant rates (each on one core, the 
 measures, at a few anchors, one full-step expansion over gaps of 1 to 50 steps
 (:func:`gradtools.polca_addition.spacing_table`), beside the validation accuracy at each anchor: what a
 lower rate buys in decomposition quality, and what it costs in learning within the budget. Every run is
-cached; the table ``data/<profile>/polca_arithmetic_lr_probe.parquet`` is rewritten after each.
+cached; the table ``data/<profile>/polca_arithmetic_lr_probe.parquet`` is rewritten after each, and the
+command then saves the figure (:func:`plot`, beside notebook 02's own spacing table when it exists).
 """
 from __future__ import annotations
 
@@ -82,6 +83,30 @@ def probe(profile: str, workers: int = 2) -> pd.DataFrame:
     return pd.concat(tables, ignore_index=True)
 
 
+def plot(probe_table: pd.DataFrame, run_spacing: pd.DataFrame | None, run_lr: float, profile: str):
+    """One panel per constant rate: the share explained by one full-step expansion against the gap, per anchor;
+    the probe's rates beside notebook 02's run (its spacing table, at ``run_lr``). Saved as
+    ``polca_arithmetic_decomposition_by_learning_rate``; returns the figure."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    from .figures import save_figure
+
+    parts = [probe_table[["lr", "anchor", "gap", "explained"]]]
+    if run_spacing is not None and len(run_spacing):
+        parts.append(run_spacing.assign(lr=run_lr)[["lr", "anchor", "gap", "explained"]])
+    both = pd.concat(parts, ignore_index=True)
+    n = both.lr.nunique()
+    fig, axes = plt.subplots(1, n, figsize=(4.5 * n, 3.5), squeeze=False, sharey=True)
+    for ax, (rate, g) in zip(axes[0], both.groupby("lr")):
+        sns.lineplot(g, x="gap", y="explained", hue="anchor", marker="o", ax=ax, palette="viridis")
+        ax.set(xscale="log", ylim=(-1, 1.05), xlabel="steps between checkpoints", title=f"constant lr {rate:g}")
+        ax.axhline(1, color="grey", lw=0.8); ax.axhline(0, color="grey", lw=0.8)
+    fig.tight_layout()
+    save_figure(fig, "polca_arithmetic_decomposition_by_learning_rate", profile)
+    return fig
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default="default", help="smoke | default | paper")
@@ -89,6 +114,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     table = probe(args.profile, args.workers)
     print(table.pivot_table(index=["lr", "anchor", "accuracy"], columns="gap", values="explained").round(3))
+    spacing = paths.data_dir(args.profile) / "polca_arithmetic_decomposition_by_spacing.parquet"  # notebook 02's
+    plot(table, pd.read_parquet(spacing) if spacing.exists() else None, pa.RUNS[args.profile].window_lr, args.profile)
     return 0
 
 

@@ -97,6 +97,12 @@ def test_lr_probe_smoke_profile_trains_and_tables(tmp_path, monkeypatch):
     assert len(table) == len(lrs) * len(anchors) * len(gaps) and (tmp_path / "data" / polca_lr_probe.TABLE).exists()
     assert table.accuracy.between(0, 1).all() and (table.steps == steps).all()
     assert (table[table.gap == 1].explained > 0.9).all()  # one small step: the expansion holds
+    import matplotlib
+    matplotlib.use("Agg")
+    from gradtools import figures
+    monkeypatch.setattr(figures, "figures_dir", lambda profile: tmp_path)
+    fig = polca_lr_probe.plot(table, table[table.lr == lrs[0]].drop(columns="lr"), 5e-3, "smoke")
+    assert len(fig.axes) >= 2 and (tmp_path / "polca_arithmetic_decomposition_by_learning_rate.png").exists()
     with pytest.raises(ValueError, match="unknown profile|profile"):
         polca_lr_probe.probe("laptop")
 
