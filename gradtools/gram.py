@@ -651,7 +651,9 @@ def gradient_svd(model: nn.Module, loss_fn: LossFn, batch, k: int, *,
     eigenvalues, eigenvectors = torch.linalg.eigh(gram)  # ascending
     values = eigenvalues.flip(0)[:k].clamp_min(0).sqrt()
     left = eigenvectors.flip(1)[:, :k]
-    tolerance = values[0] * n * torch.finfo(dtype).eps ** 0.5 if values[0] > 0 else 1.0
+    # the Gram's eigenvalues carry an error of about n * eps * sigma_1^2 (its entries are sums over the
+    # parameters in ``dtype``), so a singular value below sigma_1 * sqrt(n * eps) is indistinguishable from 0
+    tolerance = values[0] * (n * torch.finfo(dtype).eps) ** 0.5 if values[0] > 0 else 1.0
     if values[-1] <= tolerance:
         raise ValueError(f"the per-example gradients have fewer than k={k} non-zero singular values "
                          f"(the {k}-th is {values[-1].item():.3g}); ask for fewer")

@@ -69,3 +69,19 @@ def test_centred_rank_is_one_less(mlp):
     gradient_svd(mlp, squared_error, (x, y), 3, center=True)
     with pytest.raises(ValueError, match="fewer than k=4 non-zero singular values"):
         gradient_svd(mlp, squared_error, (x, y), 4, center=True)
+
+
+def test_float32_batch_with_a_decaying_spectrum_is_not_rank_deficient():
+    """A float32 batch of 512 whose 3rd singular value is far below the 1st but far above rounding: no error
+    (an earlier tolerance, sigma_1 * n * sqrt(eps), called it zero and stopped notebook 04)."""
+    from tiny_models import SequenceMLP
+    torch.manual_seed(0)
+    mlp32 = SequenceMLP().float()
+    # near-copies of one example: one dominant gradient direction, the others small but real
+    x = torch.randn(1, 2, 5) + 0.1 * torch.randn(512, 2, 5)
+    y = torch.randn(1, 2, 3) + 0.1 * torch.randn(512, 2, 3)
+    S = torch.linalg.svdvals(per_example_gradients(mlp32, squared_error, (x, y)).double())
+    assert S[2] / S[0] < 512 * torch.finfo(torch.float32).eps ** 0.5  # the old tolerance would have raised
+    assert S[2] / S[0] > 3 * (512 * torch.finfo(torch.float32).eps) ** 0.5  # well above the rounding level
+    result = gradient_svd(mlp32, squared_error, (x, y), 3)
+    assert ((result.values.double() - S[:3]).abs() / S[:3]).max() < 1e-3
