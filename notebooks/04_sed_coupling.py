@@ -349,7 +349,12 @@ display(Markdown(fidelity.claims_markdown(claims)))
 #   open (probe scale, checkpoint grid), so the range can fail while the gap holds; a gradient `R` above the range also
 #   widens the gap beyond the paper's ~22x. The sustained row checks "sustained through and beyond grokking". Table 1
 #   is measured on the held-out batch, as the paper; an earlier version of this notebook used training pairs, and
-#   table 2's `gradient batch B` rows put the two side by side on the first run.
+#   table 2's `gradient batch B` rows put the two side by side on the first run. **The held-out batch does not
+#   explain the high `R`** (issue 19's hypothesis): on the first run the two batches give peaks of the same order
+#   (table 2's `gradient batch B` rows), and both are above the paper's range. Table 2's `eps / ||a||` rows move
+#   `R` by an order of magnitude and more between the finite-difference steps tried, so the probe step, which the
+#   paper does not state, is the setting that sets the absolute `R` here; the gap over update SED holds at every
+#   step tried. Measured on addition, three seeds for table 1, the first seed for table 2.
 # * **Op-spread and mul (table 1, several ops).** The paper: under gradient SED the spread of peak `R` over ops shrinks
 #   (1.82x against update SED's 2.58x) and mul becomes the strongest op. The paper's own seeds make both fragile (mul
 #   is the strongest on seed 42 only; its per-seed gradient spreads are 2.85x, 2.26x, 1.65x), so these rows are
