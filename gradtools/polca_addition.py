@@ -193,7 +193,7 @@ def polca_terms(run: AdditionRun, folder: Path, per_token, load, basis: dict[str
 
 def spacing_table(per_token, load, anchors, gaps) -> pd.DataFrame:
     """One full-step expansion from each anchor over a single gap of each length: what a POLCA grid of that
-    spacing would get. Needs checkpoints at every ``anchor + gap``; anchors without all of them are skipped.
+    spacing would get. Needs checkpoints at every ``anchor`` and ``anchor + gap`` (callers pass only such anchors).
 
     Returns one row per (anchor, gap): ``explained``, ``mean_abs_change``, ``mean_abs_error`` of
     :func:`gradtools.polca.decomposition_check` on the pair of checkpoints.

@@ -64,23 +64,26 @@ def probe_rows(profile: str, lr: float) -> pd.DataFrame:
 def probe(profile: str, workers: int = 2) -> pd.DataFrame:
     """Every rate of the profile's probe; the table, saved after each."""
     profiles.check_profile(profile)
-    lrs, _, anchors, gaps = PROBES[profile]
+    lrs, steps, anchors, gaps = PROBES[profile]
     for lr in lrs:
-        run = probe_run(profile, lr)
-        run.check()
-        if max(anchors) + max(gaps) > run.steps:
-            raise ValueError(f"anchor {max(anchors)} + gap {max(gaps)} lies beyond the probe's {run.steps} steps")
+        probe_run(profile, lr).check()
+    if max(anchors) + max(gaps) > steps:
+        raise ValueError(f"anchor {max(anchors)} + gap {max(gaps)} lies beyond the probe's {steps} steps")
     out = paths.data_dir(profile) / TABLE
     tables = []
-    if workers <= 1:
-        jobs = (probe_rows(profile, lr) for lr in lrs)
-    else:
-        pool = ProcessPoolExecutor(min(workers, len(lrs)), mp_context=multiprocessing.get_context("spawn"))
-        jobs = pool.map(probe_rows, [profile] * len(lrs), lrs)
-    for table in jobs:
+    for table in _tables(profile, lrs, workers):
         tables.append(table)
         cache.save_table(pd.concat(tables, ignore_index=True), out)
     return pd.concat(tables, ignore_index=True)
+
+
+def _tables(profile: str, lrs: list[float], workers: int):
+    """Each rate's table in order: in this process (``workers`` <= 1) or on spawned ones (the pool closed after)."""
+    if workers <= 1:
+        yield from (probe_rows(profile, lr) for lr in lrs)
+        return
+    with ProcessPoolExecutor(min(workers, len(lrs)), mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield from pool.map(probe_rows, [profile] * len(lrs), lrs)
 
 
 def plot(probe_table: pd.DataFrame, run_spacing: pd.DataFrame | None, run_lr: float, profile: str):

@@ -592,7 +592,7 @@ display(Markdown(fidelity.claims_markdown(claims)))
 #   anchor (its accuracy column against the exact-loss table above). A rate at which 20-50-step intervals
 #   hold *and* the model learns the task would need several times this run's steps and POLCA intervals:
 #   beyond a laptop's budget (a GPU for the `paper` profile). What remains untested is the paper's
-#   9.5M-parameter model at 1e-5 (the `paper` profile). 
+#   9.5M-parameter model at 1e-5 (the `paper` profile).
 # * **The scale series** (its table and figure; the last claims row): at this design, four widths from 39k
 #   to 0.93M parameters, **the effect does not appear with size, and the decomposition worsens with it**.
 #   The full-step expansion's median share per interval falls as the width grows and turns negative from
