@@ -40,6 +40,19 @@ def figures_dir(profile: str = "default") -> Path:
     return _profile_dir("figures", profile)
 
 
+def job_tables_dir(profile: str = "default") -> Path:
+    """Folder for the small result table of each expensive job (one run's history, one R table).
+
+    ``paper``: ``data/paper/jobs/``, committed, so that a profile too long for one sitting
+    resumes on any machine from what is committed; other profiles: their cache folder.
+    """
+    if check_profile(profile) == "paper":
+        path = data_dir(profile) / "jobs"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    return cache_dir(profile)
+
+
 def cache_dir(profile: str = "default") -> Path:
     """Folder for a profile's caches (trained models, per-checkpoint results); not committed."""
     check_profile(profile)

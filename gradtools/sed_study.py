@@ -23,9 +23,9 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .cache import cached_table, cached_torch
+from .cache import cached_table, cached_torch, save_table
 from .modular_arithmetic import (OPS, ModelConfig, ModularTransformer, TrainConfig, TrainingRun,
-                                 attention_parameter_names, modular_data, train)
+                                 attention_parameter_names, grokking_step, modular_data, train)
 from .projected_step import CONDITIONS, ProjectedStep
 from .sed import (attention_gradients, attention_vector, coupling_at_checkpoint, coupling_curve,
                   per_example_svd, probe_pairs, random_unit_directions,
@@ -41,6 +41,24 @@ def run_name(**settings) -> str:
     return f"{short}_{digest}.pt".replace(" ", "").replace("'", "").replace(",", "-").replace("(", "").replace(")", "")
 
 
+def _ops(ops) -> tuple[str, ...]:
+    return (ops,) if isinstance(ops, str) else tuple(ops)
+
+
+def _settings(ops, p, train_fraction, seed, model, training, condition, flavour, k, window, sed_every):
+    """Everything a run's result depends on (its file name hashes this), and its configs."""
+    model_cfg = ModelConfig(p=p, n_ops=len(ops), **model)
+    train_cfg = TrainConfig(**training)
+    settings = dict(ops=ops, p=p, train_fraction=train_fraction, seed=seed, data_seed=DATA_SEED,
+                    model=asdict(model_cfg), training=asdict(train_cfg), condition=condition,
+                    flavour=flavour if condition != "A" else None, k=k, window=window)
+    if condition in ("B", "C"):  # only the SED conditions depend on it
+        settings["sed_every"] = sed_every
+    if condition != "A":  # projected runs log the kept share per step (ProjectedStep.history) since this key
+        settings["logged"] = "projection"
+    return settings, model_cfg, train_cfg
+
+
 def cached_run(cache: Path, ops: str | tuple[str, ...], p: int, train_fraction: float, seed: int,
                model: dict, training: dict, condition: str = "A", flavour: str = "update",
                k: int = 3, window: int = 20, sed_every: int = 25, threads: int = 1,
@@ -52,16 +70,9 @@ def cached_run(cache: Path, ops: str | tuple[str, ...], p: int, train_fraction: 
     (``device`` and ``threads`` say where it runs, not what it is, so they are not part of its name).
     """
     torch.set_num_threads(threads)
-    ops = (ops,) if isinstance(ops, str) else tuple(ops)
-    model_cfg = ModelConfig(p=p, n_ops=len(ops), **model)
-    train_cfg = TrainConfig(**training)
-    settings = dict(ops=ops, p=p, train_fraction=train_fraction, seed=seed, data_seed=DATA_SEED,
-                    model=asdict(model_cfg), training=asdict(train_cfg), condition=condition,
-                    flavour=flavour if condition != "A" else None, k=k, window=window)
-    if condition in ("B", "C"):  # only the SED conditions depend on it
-        settings["sed_every"] = sed_every
-    if condition != "A":  # projected runs log the kept share per step (ProjectedStep.history) since this key
-        settings["logged"] = "projection"
+    ops = _ops(ops)
+    settings, model_cfg, train_cfg = _settings(ops, p, train_fraction, seed, model, training, condition, flavour,
+                                               k, window, sed_every)
     path = Path(cache) / run_name(**settings)
 
     def compute() -> TrainingRun:
@@ -73,6 +84,37 @@ def cached_run(cache: Path, ops: str | tuple[str, ...], p: int, train_fraction: 
                      desc=f"{'+'.join(ops)} seed {seed} {condition} {flavour if spec else ''}".strip(), device=device)
 
     return cached_torch(path, compute)
+
+
+def record_paths(records: Path, **job) -> tuple[Path, Path]:
+    """Where :func:`run_record` keeps the run ``job``'s history and projection log (named as its cached run)."""
+    keep = ("ops", "p", "train_fraction", "seed", "model", "training", "condition", "flavour", "k", "window",
+            "sed_every")
+    args = {k: v for k, v in job.items() if k in keep}
+    args["ops"] = _ops(args["ops"])
+    settings = _settings(**{**dict(condition="A", flavour="update", k=3, window=20, sed_every=25), **args})[0]
+    stem = Path(run_name(**settings)).stem
+    return Path(records) / f"{stem}.history.parquet", Path(records) / f"{stem}.projection.parquet"
+
+
+def run_record(records: Path, **job) -> TrainingRun:
+    """The run ``job`` (keywords of :func:`cached_run`) without its checkpoints, read from two small tables.
+
+    The tables (its history and, for a projected run, its per-step log) live under
+    ``records``; when they are missing the run is trained (or loaded from its cache) and
+    they are written, the history last, so that its presence marks a complete record.
+    A profile that commits ``records`` resumes from them on any machine.
+    """
+    history_path, projection_path = record_paths(records, **job)
+    if history_path.exists():
+        history = pd.read_parquet(history_path)
+        projection = pd.read_parquet(projection_path) if projection_path.exists() else None
+        return TrainingRun(history=history, grokking_step=grokking_step(history), projection=projection)
+    run = cached_run(**job)
+    if run.projection is not None:
+        save_table(run.projection, projection_path)
+    save_table(run.history, history_path)
+    return replace(run, checkpoints=[])
 
 
 def _call(task: tuple[Callable, dict]):
@@ -97,13 +139,17 @@ def run_without_checkpoints(**job) -> TrainingRun:
     return replace(cached_run(**job), checkpoints=[])
 
 
-def cached_runs(jobs: list[dict], workers: int = 1, checkpoints: bool = True) -> list[TrainingRun]:
+def cached_runs(jobs: list[dict], workers: int = 1, checkpoints: bool = True,
+                records: Path | None = None) -> list[TrainingRun]:
     """:func:`cached_run` for every dict of keyword arguments in ``jobs``, on ``workers`` processes.
 
     Each job caches its own file, so an interrupted batch resumes where it stopped.
     ``checkpoints=False`` returns the runs without their checkpoints (load one in full
-    with :func:`cached_run` when it is needed).
+    with :func:`cached_run` when it is needed); ``records`` (a folder) returns them through
+    :func:`run_record`, without checkpoints, from the small tables kept there.
     """
+    if records is not None:
+        return parallel(run_record, [dict(records=records, **job) for job in jobs], workers, desc="runs")
     return parallel(cached_run if checkpoints else run_without_checkpoints, jobs, workers, desc="runs")
 
 
@@ -185,10 +231,6 @@ def coupling_of_run(run: TrainingRun, model_cfg: ModelConfig, rows: dict[str, di
     model = ModularTransformer(model_cfg).to(device)
     return coupling_curve(model, run.checkpoints, attention_parameter_names(model), sequences, at, *probes,
                           op_index=op_index, n_random=n_random, eps_rel=eps_rel, progress=progress, desc=desc)
-
-
-def _ops(ops) -> tuple[str, ...]:
-    return (ops,) if isinstance(ops, str) else tuple(ops)
 
 
 def coupling_table(cache: Path, name: str, run_job: dict, bases: dict[str, dict], every: int = 1,

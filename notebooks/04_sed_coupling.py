@@ -52,8 +52,11 @@
 # `paper` is the paper's design: four ops x seeds 42, 137, 2024 trained for 8000 steps, the multitask model for 8000
 # steps with checkpoints every 200, `R` and the ablations on every checkpoint; on 2 CPU cores (2 worker processes, one
 # thread each) about 5 hours, on a GPU when one is present. It writes `data/paper/` and `figures/paper/`. Every trained
-# run and every `R` table is saved as soon as it is done (under `data/cache/<profile>/sed/`), so an interrupted run
-# resumes where it stopped. Both notebooks of the paper profile, from the repository root:
+# run is saved as soon as it is done (under `data/cache/<profile>/sed/`, not committed: 150 MB a run with its
+# checkpoints), and so is every run's history and every `R` table (under `paths.job_tables_dir`: `data/paper/jobs/sed/`
+# in the `paper` profile, committed as they complete), so an interrupted profile resumes from what is committed on any
+# machine: a run whose tables are all there is not trained again. Both notebooks of the paper profile, from the
+# repository root:
 #
 # ```
 # .venv/bin/python -m gradtools.runner --profile paper 04_sed_coupling 05_sed_interventions
@@ -104,7 +107,8 @@ cfg = gradtools.profiles.select(profile, {
                   threads=1, workers=2, device="cuda" if torch.cuda.is_available() else "cpu"),
 }, seeds=seeds, ops=ops)
 torch.set_num_threads(cfg.threads * cfg.workers)  # this process's own serial work (table 3)
-DATA, CACHE = paths.data_dir(profile), paths.cache_dir(profile) / "sed"
+# trained runs (not committed) under CACHE; every run's history and R table under TABLES (committed in `paper`)
+DATA, CACHE, TABLES = paths.data_dir(profile), paths.cache_dir(profile) / "sed", paths.job_tables_dir(profile) / "sed"
 started = time.time()
 
 
@@ -114,8 +118,8 @@ def training(max_steps, checkpoint_every, steps_after_grokking):
 
 
 def R_job(name, run_job, bases, every, **overrides):
-    """Keywords of `sed_study.coupling_table`: R of `bases` over the run's checkpoints, saved under CACHE."""
-    return {**dict(cache=CACHE, name=name, run_job=run_job, bases=bases, every=every, n_probes=cfg.n_probes,
+    """Keywords of `sed_study.coupling_table`: R of `bases` over the run's checkpoints, saved under TABLES."""
+    return {**dict(cache=TABLES, name=name, run_job=run_job, bases=bases, every=every, n_probes=cfg.n_probes,
                    n_random=cfg.n_random, eps_rel=cfg.eps_rel, batch_size=cfg.fixed_batch, device=cfg.device,
                    threads=cfg.threads), **overrides}
 
@@ -139,7 +143,7 @@ mt_job = dict(cache=CACHE, ops=tuple(OPS), p=cfg.p, train_fraction=cfg.train_fra
               training=training(cfg.mt_max_steps, cfg.mt_checkpoint_every, cfg.mt_steps_after_grokking),
               threads=cfg.threads, device=cfg.device)
 # the longest job first; the runs come back without their checkpoints (each R job below loads its own)
-mt_run, *single_runs = sed_study.cached_runs([mt_job, *single_jobs.values()], workers=cfg.workers, checkpoints=False)
+mt_run, *single_runs = sed_study.cached_runs([mt_job, *single_jobs.values()], workers=cfg.workers, records=TABLES)
 runs = dict(zip(single_jobs, single_runs))
 grok = pd.DataFrame([dict(op=op, seed=seed, grokking_step=run.grokking_step, steps_trained=int(run.history.step.max()),
                           final_test_acc=float(run.history.test_acc.iloc[-1]))
@@ -269,7 +273,7 @@ def compute_table3():
                                        window=cfg.window, k=cfg.k, n_random=cfg.n_random, eps_rel=cfg.eps_rel)
 
 
-table3 = cached_table(CACHE / f"per_example_{sed_study.run_name(**job0, n=cfg.per_example_n, n_probes=cfg.n_probes, batch='held-out')}.parquet", compute_table3)
+table3 = cached_table(TABLES / f"per_example_{sed_study.run_name(**job0, n=cfg.per_example_n, n_probes=cfg.n_probes, batch='held-out')}.parquet", compute_table3)
 save_table(table3, DATA / "sed_table3_per_example_svd.parquet")
 table3.pivot_table(index=["phase", "step"], columns="estimator", values="R_max", sort=False)
 

@@ -59,7 +59,9 @@
 # and B, D and the update-flavour C on seed 42 only. `paper` is the paper's design: A-E x both flavours x add and mul x
 # three seeds, and weight decay 0 for A, C and E for 8000 steps (gradient flavour, seed 42, addition); about 2 hours on
 # 2 CPU cores (2 worker processes, one thread each), on a GPU when one is present; results in `data/paper/` and
-# `figures/paper/`. Every run is saved as it completes, so an interrupted profile resumes. Both notebooks of the paper
+# `figures/paper/`. Every run is saved as it completes (under `data/cache/<profile>/sed/`), and so are its history and
+# per-step log (under `paths.job_tables_dir`: `data/paper/jobs/sed/` in the `paper` profile, committed as they
+# complete), so an interrupted profile resumes from what is committed on any machine. Both notebooks of the paper
 # profile, from the repository root:
 #
 # ```
@@ -107,7 +109,8 @@ cfg = gradtools.profiles.select(profile, {
                   device="cuda" if torch.cuda.is_available() else "cpu"),
 }, seeds=seeds, ops=ops, workers=workers)
 torch.set_num_threads(1)
-DATA, CACHE = paths.data_dir(profile), paths.cache_dir(profile) / "sed"
+# trained runs (not committed) under CACHE; each run's history and projection log under TABLES (committed in `paper`)
+DATA, CACHE, TABLES = paths.data_dir(profile), paths.cache_dir(profile) / "sed", paths.job_tables_dir(profile) / "sed"
 started = time.time()
 
 
@@ -146,7 +149,7 @@ for condition in "ABDCE":  # the slow conditions first, so the workers finish to
                 if condition == "A" or condition in conditions_of(flavour, seed):
                     keys.append((op, seed, flavour, condition))
                     jobs.append(job(op, seed, condition, flavour if condition != "A" else flavours[0]))
-trained = dict(zip(keys, sed_study.cached_runs(jobs, workers=cfg.workers)))
+trained = dict(zip(keys, sed_study.cached_runs(jobs, workers=cfg.workers, records=TABLES)))
 # the control listed under each flavour that ran any condition on that seed
 runs = {k: r for k, r in trained.items() if k[2] != "control"}
 runs.update({(op, seed, fl, "A"): trained[op, seed, "control", "A"]

@@ -38,6 +38,9 @@ def test_profile_folders(tmp_path, monkeypatch):
     assert paths.data_dir("default") == tmp_path / "data"
     assert paths.figures_dir("smoke") == tmp_path / "figures" / "smoke"
     assert paths.cache_dir("paper").is_dir()
+    # the paper profile's per-job tables are committed (under data/, not the ignored cache); the others' are cached
+    assert paths.job_tables_dir("paper") == tmp_path / "data" / "paper" / "jobs"
+    assert paths.job_tables_dir("default") == paths.cache_dir("default")
 
 
 def test_atomic_write_leaves_old_file_on_failure(tmp_path):

@@ -207,3 +207,29 @@ def test_cached_runs_without_checkpoints(tmp_path):
     assert len(full.checkpoints) == 4 and light.checkpoints == []
     pd.testing.assert_frame_equal(full.history, light.history)
     assert light.grokking_step == full.grokking_step
+
+
+def test_run_record_reads_back_the_run_without_its_cache(tmp_path):
+    cache, records = tmp_path / "cache", tmp_path / "records"
+    job = dict(_job(cache), condition="C", flavour="gradient", k=2, window=3, sed_every=4)
+    full = sed_study.cached_run(**job)
+    first = sed_study.run_record(records, **job)  # loads the cached run and writes its record
+    history_path, projection_path = sed_study.record_paths(records, **job)
+    assert history_path.exists() and projection_path.exists() and first.checkpoints == []
+    for f in cache.glob("*.pt"):  # a fresh machine: only the record is left
+        f.unlink()
+    again = sed_study.run_record(records, **job)
+    assert not list(cache.glob("*.pt"))  # read back, not retrained
+    pd.testing.assert_frame_equal(again.history, full.history)
+    pd.testing.assert_frame_equal(again.projection, full.projection)
+    assert again.grokking_step == full.grokking_step
+    # another setting is another record; the control has no projection log
+    control = sed_study.cached_runs([dict(_job(cache), seed=1)], records=records)[0]
+    assert control.projection is None and len(list(records.glob("*.history.parquet"))) == 2
+
+
+def test_record_name_is_the_cached_run_name(tmp_path):
+    job = _job(tmp_path)
+    sed_study.cached_run(**job)
+    stem = next(tmp_path.glob("*.pt")).stem
+    assert sed_study.record_paths(tmp_path / "r", **job)[0].name == f"{stem}.history.parquet"
