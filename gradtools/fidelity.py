@@ -87,6 +87,46 @@ def assemble(profile: str = "default") -> pd.DataFrame:
     return table
 
 
+def side_by_side(profiles: tuple[str, ...] = ("default", "paper")) -> pd.DataFrame:
+    """Every claim measured in any of ``profiles``, their measurements and verdicts in one row each.
+
+    Rows are joined on (notebook, study, claim) and keep the first profile's ``paper`` column
+    (the paper's value does not depend on the profile); a claim a profile did not check reads
+    ``not run``. Columns: notebook, study, claim, paper, then ``measured (<profile>)``,
+    ``verdict (<profile>)`` and ``why (<profile>)`` per profile. Written to
+    ``data/fidelity_by_profile.parquet`` and ``.md``.
+    """
+    key = ["notebook", "study", "claim"]
+    merged = None
+    for profile in profiles:
+        folder = data_dir(profile) / "claims"
+        parts = [pd.read_parquet(p) for p in sorted(folder.glob("*.parquet"))]
+        t = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=COLUMNS)
+        t = t.rename(columns={c: f"{c} ({profile})" for c in ("paper", "measured", "verdict", "why")})
+        merged = t if merged is None else merged.merge(t, on=key, how="outer", sort=False)
+    papers = [f"paper ({p})" for p in profiles]
+    merged.insert(3, "paper", merged[papers].bfill(axis=1).iloc[:, 0])
+    merged = merged.drop(columns=papers).fillna("not run")
+    order = {nb: i for i, nb in enumerate(dict.fromkeys(merged.notebook))}
+    merged = merged.sort_values("notebook", key=lambda c: c.map(order), kind="stable").reset_index(drop=True)
+    folder = data_dir(profiles[0])
+    save_table(merged, folder / "fidelity_by_profile.parquet")
+    atomic_write(folder / "fidelity_by_profile.md", lambda tmp: tmp.write_text(side_by_side_markdown(merged, profiles),
+                                                                              encoding="utf-8"))
+    return merged
+
+
+def side_by_side_markdown(table: pd.DataFrame, profiles: tuple[str, ...]) -> str:
+    """:func:`side_by_side`'s table as markdown: claim, paper, then measured and verdict per profile."""
+    head = ["study", "claim", "paper"] + [f"{c} ({p})" for p in profiles for c in ("measured", "verdict")]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for _, r in table.iterrows():
+        cells = [r.study, r.claim, r.paper] + [r[f"{c} ({p})"] if c == "measured" else f"**{r[f'{c} ({p})']}**"
+                                               for p in profiles for c in ("measured", "verdict")]
+        lines.append("| " + " | ".join(_cell(x) for x in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def status_counts(table: pd.DataFrame) -> pd.DataFrame:
     """Per notebook, how many claims got each verdict (columns in :data:`VERDICTS` order)."""
     counts = pd.crosstab(table.notebook, table.verdict)

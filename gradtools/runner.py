@@ -29,7 +29,7 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 
-from . import drift, fidelity, provenance
+from . import drift, fidelity, paths, provenance
 from .paths import PACKAGE_ROOT
 from .profiles import DESCRIPTIONS, PROFILES, check_profile
 
@@ -195,11 +195,16 @@ def run(names: list[str] | None, profile: str, out_dir: Path | None = None,
 
 
 def gather_claims(profile: str, readme: Path | None = README) -> pd.DataFrame:
-    """Assemble the fidelity table of ``profile``; paste it into the README for the default profile."""
+    """Assemble the fidelity table of ``profile``; paste it into the README for the default profile.
+
+    Once the paper profile has claims, also write the default and paper claims side by side
+    (:func:`gradtools.fidelity.side_by_side`)."""
     table = fidelity.assemble(profile)
     if profile == "default" and readme is not None and table.size:
         titles = {nb.stem: fidelity.notebook_title(nb) for nb in find_notebooks()}
         fidelity.update_readme(readme, table, titles)
+    if profile != "smoke" and any((paths.data_dir("paper") / "claims").glob("*.parquet")):
+        fidelity.side_by_side(("default", "paper"))  # data/fidelity_by_profile.*: each claim at both scales
     return table
 
 

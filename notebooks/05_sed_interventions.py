@@ -135,20 +135,21 @@ cfg
 #
 # Each (op, seed, flavour, condition) is one cached run that stops at its grokking step (or at `max_steps`). The control A
 # does not depend on the flavour, so one A run per (op, seed) serves both tables. Runs are spread over `workers`
-# processes, the longest (weight decay 0, then A, B, D) first.
+# processes, op by op (an interrupted profile then has whole tables for its first ops: rerun it with `ops` set to
+# those), the slow conditions (A, B, D) first within an op, weight decay 0 last.
 
 # %%
 keys, jobs = [], []
-for condition in cfg.wd0_conditions:  # gradient flavour, the paper's cleaner one; the paper does not say which it used
-    keys.append((cfg.ops[0], cfg.seeds[0], "weight decay 0", condition))
-    jobs.append(job(cfg.ops[0], cfg.seeds[0], condition, "gradient", weight_decay=0.0, max_steps=cfg.wd0_max_steps))
-for condition in "ABDCE":  # the slow conditions first, so the workers finish together
-    for op in cfg.ops:
+for op in cfg.ops:  # op by op, so that an interrupted profile has whole tables for the first ops
+    for condition in "ABDCE":  # the slow conditions first, so the workers finish together
         for seed in cfg.seeds:
             for flavour in flavours if condition != "A" else ["control"]:
                 if condition == "A" or condition in conditions_of(flavour, seed):
                     keys.append((op, seed, flavour, condition))
                     jobs.append(job(op, seed, condition, flavour if condition != "A" else flavours[0]))
+for condition in cfg.wd0_conditions:  # gradient flavour, the paper's cleaner one; the paper does not say which it used
+    keys.append((cfg.ops[0], cfg.seeds[0], "weight decay 0", condition))
+    jobs.append(job(cfg.ops[0], cfg.seeds[0], condition, "gradient", weight_decay=0.0, max_steps=cfg.wd0_max_steps))
 trained = dict(zip(keys, sed_study.cached_runs(jobs, workers=cfg.workers, records=TABLES)))
 # the control listed under each flavour that ran any condition on that seed
 runs = {k: r for k, r in trained.items() if k[2] != "control"}

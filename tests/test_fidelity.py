@@ -142,3 +142,34 @@ def test_notebook_title_drops_the_number(tmp_path):
     nb.cells = [nbformat.v4.new_code_cell("x = 1"), nbformat.v4.new_markdown_cell("# 04 · Gradient SED\n\ntext")]
     nbformat.write(nb, tmp_path / "n.ipynb")
     assert fidelity.notebook_title(tmp_path / "n.ipynb") == "Gradient SED"
+
+
+def test_side_by_side_joins_profiles_on_the_claim(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRADTOOLS_ROOT", str(tmp_path))
+    fidelity.save_claims("04_x", rows("reproduced", "partly"), "default")
+    paper = rows("not reproduced") + [fidelity.claim("study 9", "only at scale", "paper 2", "m", "reproduced")]
+    fidelity.save_claims("04_x", paper, "paper")
+    fidelity.save_claims("05_y", rows("reproduced"), "paper")
+    t = fidelity.side_by_side(("default", "paper"))
+    assert t.notebook.tolist() == ["04_x"] * 3 + ["05_y"]
+    by = t.set_index(["notebook", "claim"])
+    assert by.loc[("04_x", "claim 0"), "verdict (default)"] == "reproduced"
+    assert by.loc[("04_x", "claim 0"), "verdict (paper)"] == "not reproduced"
+    assert by.loc[("04_x", "claim 1"), "verdict (paper)"] == "not run"
+    assert by.loc[("04_x", "only at scale"), ["paper", "verdict (default)"]].tolist() == ["paper 2", "not run"]
+    assert by.loc[("05_y", "claim 0"), "measured (default)"] == "not run"
+    md = (tmp_path / "data" / "fidelity_by_profile.md").read_text()
+    assert md.count("\n") == 2 + 4 and "| **not reproduced** |" in md
+
+
+def test_runner_writes_the_side_by_side_table_once_the_paper_profile_has_claims(tmp_path, monkeypatch):
+    from gradtools import runner
+
+    monkeypatch.setenv("GRADTOOLS_ROOT", str(tmp_path))
+    fidelity.save_claims("04_x", rows("reproduced"), "default")
+    runner.gather_claims("default", readme=None)
+    assert not (tmp_path / "data" / "fidelity_by_profile.parquet").exists()  # no paper claims yet
+    fidelity.save_claims("04_x", rows("partly"), "paper")
+    runner.gather_claims("paper", readme=None)
+    t = pd.read_parquet(tmp_path / "data" / "fidelity_by_profile.parquet")
+    assert t[["verdict (default)", "verdict (paper)"]].values.tolist() == [["reproduced", "partly"]]
