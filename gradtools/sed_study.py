@@ -111,10 +111,16 @@ def run_record(records: Path, **job) -> TrainingRun:
         projection = pd.read_parquet(projection_path) if projection_path.exists() else None
         return TrainingRun(history=history, grokking_step=grokking_step(history), projection=projection)
     run = cached_run(**job)
+    save_record(records, run, **job)
+    return replace(run, checkpoints=[])
+
+
+def save_record(records: Path, run: TrainingRun, **job) -> None:
+    """Write the tables :func:`run_record` reads for the run ``job`` (``run``, trained), the history last."""
+    history_path, projection_path = record_paths(records, **job)
     if run.projection is not None:
         save_table(run.projection, projection_path)
     save_table(run.history, history_path)
-    return replace(run, checkpoints=[])
 
 
 def _call(task: tuple[Callable, dict]):
@@ -236,7 +242,7 @@ def coupling_of_run(run: TrainingRun, model_cfg: ModelConfig, rows: dict[str, di
 def coupling_table(cache: Path, name: str, run_job: dict, bases: dict[str, dict], every: int = 1,
                    op_index: int = 0, probe_seed: int = 0, n_probes: int = 1024, n_random: int = 20,
                    eps_rel: float = 0.005, batch_size: int = 512, batch_seed: int = 0,
-                   device: str = "cpu", threads: int = 1) -> pd.DataFrame:
+                   device: str = "cpu", threads: int = 1, records: Path | None = None) -> pd.DataFrame:
     """:func:`coupling_of_run` of the run ``run_job`` (keywords of :func:`cached_run`), cached.
 
     At every ``every``-th checkpoint and the last; head ``op_index`` and ``n_probes`` probe
@@ -244,8 +250,10 @@ def coupling_table(cache: Path, name: str, run_job: dict, bases: dict[str, dict]
     use, ``batch_size`` pairs drawn with ``batch_seed``. Saved as ``<cache>/<name>_<hash>.parquet``,
     the hash over every argument but where it runs (``cache``, ``device``, ``threads``), and read
     back from there on a rerun. Rows: those of :func:`gradtools.sed.coupling_curve`.
+    ``records`` (a folder): when the table is computed, the run's :func:`run_record` tables are
+    written there too, so that a profile whose tables are all saved never trains the run again.
     """
-    where = ("cache", "device", "threads")
+    where = ("cache", "device", "threads", "records")
     settings = dict(run={k: v for k, v in run_job.items() if k not in where}, bases=bases, every=every,
                     op_index=op_index, probe_seed=probe_seed, n_probes=n_probes, n_random=n_random,
                     eps_rel=eps_rel, batch_size=batch_size, batch_seed=batch_seed)
@@ -254,6 +262,8 @@ def coupling_table(cache: Path, name: str, run_job: dict, bases: dict[str, dict]
     def compute() -> pd.DataFrame:
         torch.set_num_threads(threads)
         run = cached_run(**run_job)
+        if records is not None and not record_paths(records, **run_job)[0].exists():
+            save_record(records, run, **run_job)
         ops = _ops(run_job["ops"])
         model_cfg = ModelConfig(p=run_job["p"], n_ops=len(ops), **run_job["model"])
         splits = {spec.get("batch", "held-out") for spec in bases.values() if spec["rows"] != "update"} or {"held-out"}

@@ -121,7 +121,7 @@ def R_job(name, run_job, bases, every, **overrides):
     """Keywords of `sed_study.coupling_table`: R of `bases` over the run's checkpoints, saved under TABLES."""
     return {**dict(cache=TABLES, name=name, run_job=run_job, bases=bases, every=every, n_probes=cfg.n_probes,
                    n_random=cfg.n_random, eps_rel=cfg.eps_rel, batch_size=cfg.fixed_batch, device=cfg.device,
-                   threads=cfg.threads), **overrides}
+                   threads=cfg.threads, records=TABLES), **overrides}
 
 cfg
 
@@ -132,7 +132,13 @@ cfg
 # half of all pairs for training, state checkpointed every 25 steps. The grokking step is the first evaluation
 # (every 25 steps) at which test accuracy reaches 0.95. A run stops at `max_steps` (the paper's code: 8000), or
 # `steps_after_grokking` steps after grokking when the profile sets it. The multitask model of section 5 is trained
-# here too, all side by side on `workers` processes. Runs are cached: re-running the notebook loads them.
+# here too.
+#
+# Every `R` table of this notebook (table 1 per run, table 2's sweeps, the multitask model per op: sections 2, 3 and 5)
+# is one job that trains its run if no earlier job did, and all of them run here side by side on `workers`
+# processes, each saved (with its run's history) as soon as it is done; the sections below assemble them. The order
+# keeps two workers from training the same run at once: the longest jobs of the first run and of the multitask model
+# first, then the other runs, then the remaining jobs on those two.
 
 # %%
 single_jobs = {(op, seed): dict(cache=CACHE, ops=op, p=cfg.p, train_fraction=cfg.train_fraction, seed=seed, model=cfg.model,
@@ -142,7 +148,25 @@ single_jobs = {(op, seed): dict(cache=CACHE, ops=op, p=cfg.p, train_fraction=cfg
 mt_job = dict(cache=CACHE, ops=tuple(OPS), p=cfg.p, train_fraction=cfg.train_fraction, seed=cfg.seeds[0], model=cfg.model,
               training=training(cfg.mt_max_steps, cfg.mt_checkpoint_every, cfg.mt_steps_after_grokking),
               threads=cfg.threads, device=cfg.device)
-# the longest job first; the runs come back without their checkpoints (each R job below loads its own)
+model_cfg = {op: ModelConfig(p=cfg.p, n_ops=1, **cfg.model) for op in cfg.ops}
+names = attention_parameter_names(ModularTransformer(model_cfg[cfg.ops[0]]))
+op0, seed0 = cfg.ops[0], cfg.seeds[0]  # tables 2 and 3 come from this run, as the paper's (add, seed 42)
+job0, every, canonical = single_jobs[op0, seed0], cfg.ablation_every, sed_study.canonical_bases(cfg.window)
+table1_job = {(op, seed): R_job(f"table1_{op}_{seed}", job, sed_study.table1_bases(cfg.window), cfg.R_every)
+              for (op, seed), job in single_jobs.items()}
+mt_R_job = {op: R_job(f"multitask_{op}", mt_job, sed_study.multitask_bases(i, cfg.window), cfg.mt_R_every, op_index=i)
+            for i, op in enumerate(OPS)}
+R_jobs = {("table 2", "windows, ranks, batches"): R_job("table2_sweep", job0, sed_study.ablation_bases(
+    cfg.window, cfg.ablation_windows, cfg.ablation_ks), every), ("multitask", OPS[0]): mt_R_job[OPS[0]]}
+R_jobs.update({("table 1", *key): j for key, j in table1_job.items() if key != (op0, seed0)})
+R_jobs[("table 1", op0, seed0)] = table1_job[op0, seed0]
+R_jobs.update({("multitask", op): mt_R_job[op] for op in OPS[1:]})
+R_jobs.update({("table 2", "eps", eps): R_job("table2_eps", job0, canonical, every, eps_rel=eps) for eps in cfg.ablation_eps})
+R_jobs.update({("table 2", "probe seed", ps): R_job("table2_probes", job0, canonical, every, probe_seed=ps)
+               for ps in cfg.ablation_probe_seeds})
+R = dict(zip(R_jobs, sed_study.parallel(sed_study.coupling_table, list(R_jobs.values()), workers=cfg.workers,
+                                        desc="R tables")))
+# the runs' histories, saved by the jobs above (without their checkpoints)
 mt_run, *single_runs = sed_study.cached_runs([mt_job, *single_jobs.values()], workers=cfg.workers, records=TABLES)
 runs = dict(zip(single_jobs, single_runs))
 grok = pd.DataFrame([dict(op=op, seed=seed, grokking_step=run.grokking_step, steps_trained=int(run.history.step.max()),
@@ -175,28 +199,9 @@ save_figure(fig, "sed_single_task_accuracy_vs_step", profile)
 # the `R` at its last checkpoint: the paper's "final" is the end of its run (its code trains 8000 steps at most), so
 # the final `R` matches the paper's only where the profile trains to `max_steps` (`paper`; `default` stops 500 steps
 # after grokking).
-#
-# Every `R` table of this notebook (table 1 per run, table 2's sweeps, the multitask model per op: sections 2, 3 and 5)
-# is one job, and all of them run here side by side on `workers` processes, each saved as soon as it is done; the
-# sections below assemble them.
+# (All `R` tables were computed in section 1.)
 
 # %%
-model_cfg = {op: ModelConfig(p=cfg.p, n_ops=1, **cfg.model) for op in cfg.ops}
-names = attention_parameter_names(ModularTransformer(model_cfg[cfg.ops[0]]))
-op0, seed0 = cfg.ops[0], cfg.seeds[0]  # tables 2 and 3 come from this run, as the paper's (add, seed 42)
-job0, every, canonical = single_jobs[op0, seed0], cfg.ablation_every, sed_study.canonical_bases(cfg.window)
-R_jobs = {("table 2", "windows, ranks, batches"): R_job("table2_sweep", job0, sed_study.ablation_bases(
-    cfg.window, cfg.ablation_windows, cfg.ablation_ks), every)}  # the longest job first
-R_jobs.update({("table 1", op, seed): R_job(f"table1_{op}_{seed}", job, sed_study.table1_bases(cfg.window), cfg.R_every)
-               for (op, seed), job in single_jobs.items()})
-R_jobs.update({("table 2", "eps", eps): R_job("table2_eps", job0, canonical, every, eps_rel=eps) for eps in cfg.ablation_eps})
-R_jobs.update({("table 2", "probe seed", ps): R_job("table2_probes", job0, canonical, every, probe_seed=ps)
-               for ps in cfg.ablation_probe_seeds})
-R_jobs.update({("multitask", op): R_job(f"multitask_{op}", mt_job, sed_study.multitask_bases(i, cfg.window),
-                                        cfg.mt_R_every, op_index=i) for i, op in enumerate(OPS)})
-R = dict(zip(R_jobs, sed_study.parallel(sed_study.coupling_table, list(R_jobs.values()), workers=cfg.workers,
-                                        desc="R tables")))
-
 curves = pd.concat([R["table 1", op, seed].assign(op=op, seed=seed) for op, seed in single_jobs], ignore_index=True)
 save_table(curves, DATA / "sed_coupling_curves.parquet")
 table1 = pd.concat([sed_study.peak_and_final(c).assign(op=op, seed=seed, grokking_step=runs[op, seed].grokking_step)

@@ -233,3 +233,17 @@ def test_record_name_is_the_cached_run_name(tmp_path):
     sed_study.cached_run(**job)
     stem = next(tmp_path.glob("*.pt")).stem
     assert sed_study.record_paths(tmp_path / "r", **job)[0].name == f"{stem}.history.parquet"
+
+
+def test_coupling_table_writes_its_runs_record(tmp_path):
+    cache, records = tmp_path / "cache", tmp_path / "records"
+    job, bases = _job(cache), {"update SED": dict(rows="update", window=3, k=1)}
+    kw = dict(every=2, n_probes=10, n_random=3, batch_size=8)
+    table = sed_study.coupling_table(records, "t", job, bases, **kw, records=records)
+    history_path = sed_study.record_paths(records, **job)[0]
+    assert history_path.exists()
+    for f in cache.glob("*.pt"):  # a fresh machine: the table and the record are enough, nothing is trained
+        f.unlink()
+    pd.testing.assert_frame_equal(sed_study.coupling_table(records, "t", job, bases, **kw, records=records), table)
+    run = sed_study.run_record(records, **job)
+    assert not list(cache.glob("*.pt")) and len(run.history) == len(pd.read_parquet(history_path))
