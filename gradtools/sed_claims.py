@@ -534,3 +534,27 @@ def intervention_claims(steps: pd.DataFrame) -> list[dict]:
     wd0 = steps[steps.flavour == "weight decay 0"]
     rows += with_note([weight_decay_0_claim(wd0)], _seed_note(wd0.seed))
     return rows
+
+
+def projection_reading(shares: pd.DataFrame, steps: pd.DataFrame) -> list[str]:
+    """One markdown line per (flavour, condition) of study 5's projected runs: what each keeps, and what it does to
+    the attention weights and to grokking.
+
+    ``shares``: :func:`gradtools.sed_study.projection_summary` rows; ``steps``: the grokking steps (as
+    :func:`intervention_claims`). Per line, over the condition's runs: the mean share of the natural update kept,
+    the attention weights' norm at the last step as a share of the first (their decay), and the mean speedup over
+    the same seed's control.
+    """
+    sp = speedups(steps).set_index(["flavour", "op", "seed", "condition"]).speedup
+    lines = []
+    for (flavour, condition), s in shares.groupby(["flavour", "condition"], sort=False):
+        if flavour == "weight decay 0":
+            continue
+        kept = s.mean_kept_share.mean()
+        norm = (s.last_attention_norm / s.first_attention_norm).mean()
+        speed = [sp.get((flavour, o, seed, condition), np.nan) for o, seed in zip(s.op, s.seed)]
+        lines.append(f"- {flavour} projection, {condition} ({len(s)} run{'s' if len(s) > 1 else ''}): keeps a share "
+                     f"{kept:.2g} of the natural update; the attention weights end at {norm:.0%} of their initial "
+                     f"norm; grokking {np.nanmean(speed) if np.isfinite(speed).any() else float('nan'):.2f}x the "
+                     f"control's pace.")
+    return lines

@@ -336,3 +336,16 @@ def test_empty_tables_are_not_measured_and_say_why():
             sed_claims.rank90_claim(curves([]).reindex(columns=["op", "seed", "step", "rank90"]), grok),
             *sed_claims.multitask_claims(mt_table(0.5, 0.1, 40, 30).iloc[:0])]
     assert all(verdict(r) == "not measured" and r["why"] for r in rows)
+
+
+def test_projection_reading_states_share_decay_and_speedup():
+    shares = pd.DataFrame([dict(op="add", seed=s, flavour=f, condition="C", mean_kept_share=k, first_attention_norm=20.0,
+                                last_attention_norm=last) for s, f, k, last in
+                           [(1, "update", 0.04, 19.0), (1, "gradient", 0.02, 8.0), (2, "gradient", 0.04, 12.0)]])
+    steps = pd.DataFrame([dict(op="add", seed=s, flavour=f, condition=c, grokking_step=g) for s, f, c, g in
+                          [(1, "update", "A", 3000), (1, "update", "C", 3000), (1, "gradient", "A", 3000),
+                           (1, "gradient", "C", 1500), (2, "gradient", "A", 2000), (2, "gradient", "C", 2000)]])
+    update, gradient = sed_claims.projection_reading(shares, steps)
+    assert update.startswith("- update projection, C (1 run)") and "95% of their initial norm" in update
+    assert "1.00x" in update and "a share 0.04 " in update
+    assert "(2 runs)" in gradient and "a share 0.03 " in gradient and "50% of their" in gradient and "1.50x" in gradient
