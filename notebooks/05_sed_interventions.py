@@ -57,8 +57,8 @@
 # minutes with the three controls and B already trained, about 15 minutes from scratch at the measured 60-75 ms a
 # training step on one core, evaluation and projection included) runs addition with the gradient flavour on seeds 42, 137 and 2024 for the control A and the rank-3 conditions C and E (the claims that need seeds),
 # and B, D and the update-flavour C on seed 42 only. `paper` is the paper's design: A-E x both flavours x add and mul x
-# three seeds, and weight decay 0 for A, C and E for 8000 steps (gradient flavour, seed 42, addition); about 2 hours on
-# 2 CPU cores (2 worker processes, one thread each), on a GPU when one is present; results in `data/paper/` and
+# three seeds, and weight decay 0 for A, C and E for 8000 steps (gradient flavour, seed 42, addition); 70 minutes on
+# 2 CPU cores (measured; 2 worker processes, one thread each), on a GPU when one is present; results in `data/paper/` and
 # `figures/paper/`. Every run is saved as it completes (under `data/cache/<profile>/sed/`), and so are its history and
 # per-step log (under `paths.job_tables_dir`: `data/paper/jobs/sed/` in the `paper` profile, committed as they
 # complete), so an interrupted profile resumes from what is committed on any machine. Both notebooks of the paper
@@ -101,7 +101,7 @@ cfg = gradtools.profiles.select(profile, {
                     max_steps=6000, eval_every=25, conditions={"gradient": "CE", "update": ""},
                     first_seed_conditions={"gradient": "BD", "update": "C"}, k=3, window=20, sed_every=25,
                     wd0_conditions=[], wd0_max_steps=0, workers=2, device="cpu"),
-    # the paper's design; 2 CPU cores: ~2 hours
+    # the paper's design; 2 CPU cores: 70 minutes (measured)
     "paper": dict(p=97, ops=["add", "mul"], seeds=[42, 137, 2024], train_fraction=0.5, model=PAPER_MODEL,
                   max_steps=8000, eval_every=25, conditions={"update": "BCDE", "gradient": "BCDE"},
                   first_seed_conditions={"update": "", "gradient": ""}, k=3, window=20, sed_every=25,
@@ -258,13 +258,16 @@ display(Markdown("\n".join(sed_claims.projection_reading(shares, steps))))
 # * *What else differs between the flavours?* Under update projection the weight decay is projected with the rest of
 #   AdamW's step, so the attention weights outside the kept subspace neither learn nor decay: their norm stays near its
 #   initial value. Under gradient projection AdamW still decays every attention weight: the norm falls.
-# * *Which of the two goes with the speedup?* Compare the norms and the speedups line by line. If grokking comes early
-#   wherever the attention weights decay, whatever the subspace keeps (under gradient projection E keeps almost nothing
-#   of the gradient), and not where they keep their norm, the weight decay of the attention weights rather than the
-#   directions kept sets the grokking step in these runs (the paper's weight-decay-0 runs, section 4, make weight decay
-#   necessary for grokking). The case that decides it is E under update projection (a random subspace, weight decay
-#   projected too), which the `paper` profile runs and the paper has grokking 2.28x sooner: if it groks early with its
-#   attention weights at their initial norm, the decay is not the explanation.
+# * *Which goes with the speedup?* E under update projection decides it: a random rank-3 subspace keeps almost
+#   nothing of AdamW's step, weight decay included, so the attention weights stay at their initialisation (their norm
+#   at 100%), neither learning nor decaying. The `paper` profile runs it (the `default` profile does not): there E
+#   groks earliest of all conditions (the lines above and the speedup table), with frozen attention weights, so the
+#   attention weights' decay is not what speeds grokking; freezing them is enough. C under the same flavour differs
+#   from E only in what it lets through: the attention motion along the top-3 SED directions of AdamW's own recent
+#   update (a few percent of the update by its kept share). That motion alone brings grokking back to the control's
+#   pace, so in this flavour the SED subspace is where the attention update that delays grokking lives, and SED vs
+#   random is not within seed variation (the claims table). Under gradient projection both C and E remove nearly all
+#   of the attention gradient and AdamW's weight decay shrinks the attention weights; both grok early, as in the paper.
 #
 # ## 4. Weight decay 0
 #
@@ -309,14 +312,15 @@ display(Markdown(fidelity.claims_markdown(claims)))
 # kept shares of section 3.
 #
 # * **Keeping only rank 3 accelerates grokking about 2x** (C: the SED subspace, E: a random one; the paper's 1.99-2.36x).
-#   Gradient projection is the paper's cleaner experiment, run on three seeds in the `default` profile.
-# * **C under update projection.** Our update-SED basis is the top 3 of the last 20 AdamW moves (25 steps each); the
-#   paper does not say how its intervention basis was built. Section 3 measures how much of the natural update this
-#   subspace holds (C does constrain the step when its share is well below 1) and what the projection does to the
-#   attention weights' norm: the reading there ties the speedup to the attention weights' decay, which update projection
-#   switches off outside the kept subspace.
-# * **SED vs random within seed variation** is tested over seeds (Welch); with one seed the row is not measured, and the
-#   claims table gives how far apart C and E are, to hold against the paper's seed spread (e.g. its C: 1425-1675).
+#   Gradient projection is the paper's cleaner experiment, run on three seeds in the `default` profile; the `paper`
+#   profile adds mul and the update flavour.
+# * **C under update projection** is the one condition whose speedup does not reproduce. Our update-SED basis is the
+#   top 3 of the last 20 AdamW moves (25 steps each); the paper does not say how its intervention basis was built.
+#   Section 3 measures that C does constrain the step (its kept share is a few percent) and that E, which freezes the
+#   attention weights, groks earliest: the SED directions of AdamW's own update carry the attention motion that sets
+#   the control's grokking step. A basis built otherwise (the paper's is unstated) could let less of it through.
+# * **SED vs random within seed variation** is tested over seeds (Welch): it holds under gradient projection and fails
+#   under update projection (C as slow as the control, E the fastest), where the paper has the two within 15%.
 # * **Removing the SED subspace (B)** should not prevent grokking. The paper has B speeding grokking under update
 #   projection and not under gradient projection, its "AdamW projection-pipeline artefact".
 # * **Removing a random rank 3 (D)** should change nothing, in both flavours.
