@@ -11,6 +11,7 @@ jobs over worker processes.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, replace
@@ -88,11 +89,12 @@ def cached_run(cache: Path, ops: str | tuple[str, ...], p: int, train_fraction: 
 
 def record_paths(records: Path, **job) -> tuple[Path, Path]:
     """Where :func:`run_record` keeps the run ``job``'s history and projection log (named as its cached run)."""
-    keep = ("ops", "p", "train_fraction", "seed", "model", "training", "condition", "flavour", "k", "window",
-            "sed_every")
-    args = {k: v for k, v in job.items() if k in keep}
+    keep = inspect.signature(_settings).parameters
+    defaults = {k: q.default for k, q in inspect.signature(cached_run).parameters.items()
+                if k in keep and q.default is not inspect.Parameter.empty}  # cached_run's, so names always agree
+    args = {**defaults, **{k: v for k, v in job.items() if k in keep}}
     args["ops"] = _ops(args["ops"])
-    settings = _settings(**{**dict(condition="A", flavour="update", k=3, window=20, sed_every=25), **args})[0]
+    settings = _settings(**args)[0]
     stem = Path(run_name(**settings)).stem
     return Path(records) / f"{stem}.history.parquet", Path(records) / f"{stem}.projection.parquet"
 
