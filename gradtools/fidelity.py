@@ -97,18 +97,22 @@ def side_by_side(profiles: tuple[str, ...] = ("default", "paper")) -> pd.DataFra
     ``data/fidelity_by_profile.parquet`` and ``.md``.
     """
     key = ["notebook", "study", "claim"]
-    merged = None
+    merged, seen = None, []
     for profile in profiles:
         folder = data_dir(profile) / "claims"
         parts = [pd.read_parquet(p) for p in sorted(folder.glob("*.parquet"))]
         t = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=COLUMNS)
+        seen += list(zip(t.notebook, t.claim))
         t = t.rename(columns={c: f"{c} ({profile})" for c in ("paper", "measured", "verdict", "why")})
         merged = t if merged is None else merged.merge(t, on=key, how="outer", sort=False)
     papers = [f"paper ({p})" for p in profiles]
     merged.insert(3, "paper", merged[papers].bfill(axis=1).iloc[:, 0])
     merged = merged.drop(columns=papers).fillna("not run")
-    order = {nb: i for i, nb in enumerate(dict.fromkeys(merged.notebook))}
-    merged = merged.sort_values("notebook", key=lambda c: c.map(order), kind="stable").reset_index(drop=True)
+    # notebooks, and claims within each, in the order the profiles list them (the first profile's first)
+    notebooks = {nb: i for i, nb in enumerate(dict.fromkeys(nb for nb, _ in seen))}
+    claims = {c: i for i, c in enumerate(dict.fromkeys(seen))}
+    rank = [(notebooks[nb], claims[nb, c]) for nb, c in zip(merged.notebook, merged.claim)]
+    merged = merged.iloc[sorted(range(len(merged)), key=rank.__getitem__)].reset_index(drop=True)
     folder = data_dir(profiles[0])
     save_table(merged, folder / "fidelity_by_profile.parquet")
     atomic_write(folder / "fidelity_by_profile.md", lambda tmp: tmp.write_text(side_by_side_markdown(merged, profiles),

@@ -147,16 +147,17 @@ def test_notebook_title_drops_the_number(tmp_path):
 def test_side_by_side_joins_profiles_on_the_claim(tmp_path, monkeypatch):
     monkeypatch.setenv("GRADTOOLS_ROOT", str(tmp_path))
     fidelity.save_claims("04_x", rows("reproduced", "partly"), "default")
-    paper = rows("not reproduced") + [fidelity.claim("study 9", "only at scale", "paper 2", "m", "reproduced")]
+    paper = rows("not reproduced") + [fidelity.claim("study 9", "a paper-only claim", "paper 2", "m", "reproduced")]
     fidelity.save_claims("04_x", paper, "paper")
     fidelity.save_claims("05_y", rows("reproduced"), "paper")
     t = fidelity.side_by_side(("default", "paper"))
     assert t.notebook.tolist() == ["04_x"] * 3 + ["05_y"]
+    assert t.claim.tolist()[:3] == ["claim 0", "claim 1", "a paper-only claim"]  # the notebooks' order, not sorted
     by = t.set_index(["notebook", "claim"])
     assert by.loc[("04_x", "claim 0"), "verdict (default)"] == "reproduced"
     assert by.loc[("04_x", "claim 0"), "verdict (paper)"] == "not reproduced"
     assert by.loc[("04_x", "claim 1"), "verdict (paper)"] == "not run"
-    assert by.loc[("04_x", "only at scale"), ["paper", "verdict (default)"]].tolist() == ["paper 2", "not run"]
+    assert by.loc[("04_x", "a paper-only claim"), ["paper", "verdict (default)"]].tolist() == ["paper 2", "not run"]
     assert by.loc[("05_y", "claim 0"), "measured (default)"] == "not run"
     md = (tmp_path / "data" / "fidelity_by_profile.md").read_text()
     assert md.count("\n") == 2 + 4 and "| **not reproduced** |" in md
