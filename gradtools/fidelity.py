@@ -77,11 +77,16 @@ def save_claims(notebook: str, rows: list[dict], profile: str = "default") -> pd
     return df
 
 
+def saved_claims(profile: str = "default") -> pd.DataFrame:
+    """Every notebook's saved claims of ``profile``, in notebook order (an empty table if none)."""
+    parts = [pd.read_parquet(p) for p in sorted((data_dir(profile) / "claims").glob("*.parquet"))]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=COLUMNS)
+
+
 def assemble(profile: str = "default") -> pd.DataFrame:
     """Every notebook's claims, in notebook order, written to ``fidelity.parquet`` and ``fidelity.md``."""
     folder = data_dir(profile)
-    parts = [pd.read_parquet(p) for p in sorted((folder / "claims").glob("*.parquet"))]
-    table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=COLUMNS)
+    table = saved_claims(profile)
     save_table(table, folder / "fidelity.parquet")
     atomic_write(folder / "fidelity.md", lambda tmp: tmp.write_text(markdown(table), encoding="utf-8"))
     return table
@@ -99,9 +104,7 @@ def side_by_side(profiles: tuple[str, ...] = ("default", "paper")) -> pd.DataFra
     key = ["notebook", "study", "claim"]
     merged, seen = None, []
     for profile in profiles:
-        folder = data_dir(profile) / "claims"
-        parts = [pd.read_parquet(p) for p in sorted(folder.glob("*.parquet"))]
-        t = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=COLUMNS)
+        t = saved_claims(profile)
         seen += list(zip(t.notebook, t.claim))
         t = t.rename(columns={c: f"{c} ({profile})" for c in ("paper", "measured", "verdict", "why")})
         merged = t if merged is None else merged.merge(t, on=key, how="outer", sort=False)
