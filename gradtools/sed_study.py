@@ -309,43 +309,63 @@ def canonical_bases(window: int) -> dict[str, dict]:
     return {"canonical": dict(rows="gradient", window=window, k=1)}
 
 
-def peak_and_final(curve: pd.DataFrame, index: int | None = 0) -> pd.DataFrame:
-    """Peak R (and its step) and final R of each estimator; ``index=None`` takes the max over basis vectors."""
+def peak_and_final(curve: pd.DataFrame, index: int | None = 0, from_step: int = 0) -> pd.DataFrame:
+    """Peak R (and its step) and final R of each estimator; ``index=None`` takes the max over basis vectors.
+
+    The peak is taken over steps >= ``from_step`` (the last step if none is): pass the first step
+    whose rolling window is full (:func:`full_window_step`), since a basis built from fewer rows is
+    a smaller window, not the estimator the table names (it is the one update at the first checkpoint).
+    """
     c = curve if index is None else curve[curve["index"] == index]
     per_step = c.groupby(["estimator", "step"]).R.max().reset_index()
     out = []
     for est, g in per_step.groupby("estimator"):
         g = g.sort_values("step")
-        top = g.loc[g.R.idxmax()]
+        full = g[g.step >= min(from_step, g.step.max())]
+        top = full.loc[full.R.idxmax()]
         out.append(dict(estimator=est, peak_R=float(top.R), peak_step=int(top.step),
                         final_R=float(g.R.iloc[-1]), final_step=int(g.step.iloc[-1])))
     return pd.DataFrame(out)
 
 
-def peak_row(curve: pd.DataFrame, estimator: str, setting: str, value, top: int = 1) -> dict:
-    """One row of table 2: peak and final R of ``estimator`` (the largest over its first ``top`` vectors)."""
+def full_window_step(window: int, checkpoint_every: int) -> int:
+    """First step at which a rolling window over checkpoints holds ``window`` rows of both kinds.
+
+    Update rows start at the second checkpoint (a_1 - a_0), so checkpoint ``window`` (step
+    ``window * checkpoint_every``) is the first with a full window; gradient rows are full one
+    checkpoint earlier, and both estimators are read from the same step.
+    """
+    return window * checkpoint_every
+
+
+def peak_row(curve: pd.DataFrame, estimator: str, setting: str, value, top: int = 1, from_step: int = 0) -> dict:
+    """One row of table 2: peak and final R of ``estimator`` (the largest over its first ``top`` vectors),
+    the peak over steps >= ``from_step``."""
     c = curve[(curve.estimator == estimator) & (curve["index"] < top)]
-    s = peak_and_final(c, index=None).iloc[0]
+    s = peak_and_final(c, index=None, from_step=from_step).iloc[0]
     return dict(setting=setting, value=str(value), peak_R=s.peak_R, peak_step=s.peak_step, final_R=s.final_R,
                 final_step=s.final_step)
 
 
 def table2(sweep: pd.DataFrame, eps_curves: dict[float, pd.DataFrame], probe_curves: dict[int, pd.DataFrame],
-           window: int, windows: list[int], ks: list[int]) -> pd.DataFrame:
+           window: int, windows: list[int], ks: list[int], checkpoint_every: int = 0) -> pd.DataFrame:
     """Table 2 of the paper, from the curves of :func:`ablation_bases` (``sweep``) and of
     :func:`canonical_bases` at each eps and probe seed.
 
     Rows (setting, value, peak_R, peak_step, final_R, final_step): ``window W`` per W; ``rank k
     (max R over top k)`` per k; ``eps / ||a||`` and ``probe seed`` per value; ``gradient batch B``
-    for the held-out batch (canonical) and the training batch.
+    for the held-out batch (canonical) and the training batch. Each peak is read where its own
+    window is full (:func:`full_window_step`; ``checkpoint_every=0`` reads every step).
     """
     top = f"W={window} top-{max([1, *ks])}"
-    rows = [peak_row(sweep, top if w == window else f"W={w}", "window W", w) for w in windows]
-    rows += [peak_row(sweep, top, "rank k (max R over top k)", k, top=k) for k in ks]
-    rows += [peak_row(c, "canonical", "eps / ||a||", eps) for eps, c in eps_curves.items()]
-    rows += [peak_row(c, "canonical", "probe seed", seed) for seed, c in probe_curves.items()]
-    rows += [peak_row(sweep, top, "gradient batch B", "held-out (canonical)"),
-             peak_row(sweep, "training batch", "gradient batch B", "training")]
+    full = full_window_step(window, checkpoint_every)
+    rows = [peak_row(sweep, top if w == window else f"W={w}", "window W", w,
+                     from_step=full_window_step(w, checkpoint_every)) for w in windows]
+    rows += [peak_row(sweep, top, "rank k (max R over top k)", k, top=k, from_step=full) for k in ks]
+    rows += [peak_row(c, "canonical", "eps / ||a||", eps, from_step=full) for eps, c in eps_curves.items()]
+    rows += [peak_row(c, "canonical", "probe seed", seed, from_step=full) for seed, c in probe_curves.items()]
+    rows += [peak_row(sweep, top, "gradient batch B", "held-out (canonical)", from_step=full),
+             peak_row(sweep, "training batch", "gradient batch B", "training", from_step=full)]
     return pd.DataFrame(rows)
 
 

@@ -247,3 +247,26 @@ def test_coupling_table_writes_its_runs_record(tmp_path):
     pd.testing.assert_frame_equal(sed_study.coupling_table(records, "t", job, bases, **kw, records=records), table)
     run = sed_study.run_record(records, **job)
     assert not list(cache.glob("*.pt")) and len(run.history) == len(pd.read_parquet(history_path))
+
+
+def test_peak_is_read_where_the_window_is_full():
+    # the one-update basis at the first checkpoint is highest; a full window (W=2, every 100: step 200) is not
+    c = pd.DataFrame(dict(step=[100, 200, 300, 400], estimator="update SED", index=0, R=[9.0, 4.0, 5.0, 1.0]))
+    assert sed_study.full_window_step(2, 100) == 200
+    assert sed_study.peak_and_final(c).peak_R.item() == 9.0
+    t = sed_study.peak_and_final(c, from_step=sed_study.full_window_step(2, 100)).iloc[0]
+    assert (t.peak_R, t.peak_step, t.final_R, t.final_step) == (5.0, 300, 1.0, 400)
+    # a run shorter than one window: the last step stands in (the smoke profile)
+    t = sed_study.peak_and_final(c, from_step=10_000).iloc[0]
+    assert (t.peak_R, t.peak_step) == (1.0, 400)
+
+
+def test_table2_reads_each_window_where_it_is_full():
+    sweep = pd.concat([_curve("W=1", [600], steps=(100, 200, 300)), _curve("W=2", [400], steps=(100, 200, 300)),
+                       _curve("W=3 top-3", [200, 300, 250], steps=(100, 200, 300)),
+                       _curve("training batch", [50], steps=(100, 200, 300))])
+    t2 = sed_study.table2(sweep, {}, {}, window=3, windows=[1, 2, 3], ks=[1, 3], checkpoint_every=100)
+    peak = {(r.setting, r.value): (r.peak_R, r.peak_step) for r in t2.itertuples()}
+    # W=1 and W=2 are full by step 200 (their peak), the canonical W=3 only at its last step
+    assert peak["window W", "1"] == (600, 200) and peak["window W", "2"] == (400, 200)
+    assert peak["window W", "3"] == (100, 300) and peak["gradient batch B", "training"] == (25, 300)
