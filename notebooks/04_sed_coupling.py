@@ -46,7 +46,7 @@
 #
 # **Profiles and how to run them.** `smoke` (tiny, under a minute) checks that everything runs. `default` (the paper's
 # model on addition, seeds 42, 137 and 2024; a 3000-step multitask run; `R` on every 5th checkpoint, the ablations on
-# every 10th) is sized for 2 otherwise idle CPU cores: about 18 minutes, estimated from measured costs (one training
+# every 10th) is sized for 2 CPU cores: 15 minutes from scratch (measured, beside another job at higher priority; one training
 # step 84 ms on one core, evaluation included; one `S(v)` on 1024 probes 0.21 s, so one checkpoint's `R` of two
 # estimators against 20 random directions about 5 s).
 # `paper` is the paper's design: four ops x seeds 42, 137, 2024 trained for 8000 steps, the multitask model for 8000
@@ -93,7 +93,7 @@ cfg = gradtools.profiles.select(profile, {
                   window=20, k=3, fixed_batch=32, n_probes=32, n_random=4, eps_rel=0.005, R_every=2, ablation_every=4,
                   ablation_windows=[1, 5, 20], ablation_ks=[1, 3], ablation_eps=[0.001, 0.02], ablation_probe_seeds=[1],
                   per_example_n=32, threads=1, workers=1, device="cpu"),
-    # 2 CPU cores, ~18 minutes: three seeds of add; multitask 3000 steps; R every 125 steps, ablations every 250
+    # 2 CPU cores, 15 minutes from scratch (measured): three seeds of add; multitask 3000 steps; R every 125 steps, ablations every 250
     "default": dict(p=97, ops=["add"], seeds=[42, 137, 2024], train_fraction=0.5, model=PAPER_MODEL,
                     max_steps=8000, steps_after_grokking=500, checkpoint_every=25, eval_every=25,
                     mt_max_steps=3000, mt_checkpoint_every=100, mt_steps_after_grokking=500, mt_R_every=3,
